@@ -1,0 +1,340 @@
+"""The generation run: seeds → render → generate → parse/validate → shards, resumable.
+
+``generate`` is the library entry point behind ``datagen nli`` / ``datagen sts``.
+Work is cut into chunks of ``shard_rows`` seeds; each chunk becomes one data
+shard and one rejects shard, then a manifest update. A rerun skips the chunks
+the manifest lists with matching checksums and regenerates anything else.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
+from datagen.engines.base import Completion, Engine
+from datagen.errors import InputError, ResumeError
+from datagen.prompts import load_templates, render_requests, templates_sha256
+from datagen.records import normalise
+from datagen.seeds import Seed, read_seeds
+from datagen.shards import (
+    data_schema,
+    output_lock,
+    read_manifest,
+    rejects_schema,
+    verify_file,
+    write_manifest,
+    write_shard,
+)
+from datagen.tasks import output_fields
+from datagen.validate import RunContext, ShardResult, judge_seed, reject_unusable_seed
+
+EngineFactory = Callable[[GenerateConfig, object], Engine]
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    rows: int = 0
+    rejects: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    shards_written: int = 0
+    shards_skipped: int = 0
+    seconds: float = 0.0
+    completion_tokens: int = 0
+    already_complete: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    seeds: tuple[Seed, ...]
+
+    @property
+    def seed_range(self) -> tuple[int, int]:
+        return self.seeds[0].index, self.seeds[-1].index + 1
+
+
+def generate(
+    config: GenerateConfig,
+    seeds_path: str | Path,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    engine_factory: EngineFactory | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> RunSummary:
+    """Generate a dataset into ``out``, resuming whatever an earlier run left.
+
+    Args:
+        config: Task, mode, model, engine, sampling and validation settings.
+        seeds_path: Seed file (.txt, .jsonl, .parquet).
+        out: Output directory; created if missing.
+        overwrite: Delete an existing run with a different config instead of refusing.
+        engine_factory: Builds the engine; defaults to ``create_engine`` (tests inject fakes).
+        on_progress: Called after each chunk with (seeds done, seeds total, completion tokens).
+
+    Returns:
+        Counts of rows and rejects, shards written and skipped, elapsed seconds.
+
+    Raises:
+        InputError, TemplateError, ModelError, EngineError, StorageError, ResumeError.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    all_seeds = read_seeds(seeds_path, column=config.seed_column)
+    seeds = all_seeds[: config.limit] if config.limit else all_seeds
+    templates = load_templates(config.task, config.mode, config.templates_dir)
+    model = resolve_for_engine(config)
+    manifest = _new_manifest(config, model, templates, all_seeds, seeds_path)
+    summary = RunSummary(out=out)
+    with output_lock(out):
+        previous = _open_previous(out, manifest, overwrite)
+        chunks = plan_chunks(seeds, config.shard_rows)
+        done = _verified_shards(out, previous, chunks)
+        manifest["shards"] = list(done.values())
+        _remove_orphans(out, done)
+        pending = [chunk for chunk in chunks if chunk.index not in done]
+        summary.shards_skipped = len(done)
+        if not pending:
+            manifest["status"] = "complete"
+            _finish(out, manifest, summary)
+            summary.already_complete = True
+            summary.seconds = time.perf_counter() - started
+            return summary
+        manifest["status"] = "running"
+        write_manifest(out, _with_counts(out, manifest))
+        ctx = RunContext(config.task, config.mode, model.name, manifest["template_sha"])
+        seen_outputs = _accepted_outputs(out, config, done)
+        duplicate_seeds = find_duplicate_seeds(seeds)
+        engine = (engine_factory or _default_engine_factory)(config, model)
+        try:
+            for chunk in pending:
+                result = _run_chunk(chunk, engine, templates, config, ctx, seen_outputs, duplicate_seeds)
+                manifest["shards"].append(_write_chunk(out, chunk, result, config, manifest))
+                manifest["shards"].sort(key=lambda shard: shard["index"])
+                write_manifest(out, _with_counts(out, manifest))
+                summary.shards_written += 1
+                summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
+                if on_progress:
+                    on_progress(_seeds_done(manifest), len(seeds), summary.completion_tokens)
+        finally:
+            engine.close()
+        manifest["status"] = "complete"
+        _finish(out, manifest, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def resolve_for_engine(config: GenerateConfig):
+    """The model an engine runs: a server's model is a served name, nothing to prepare locally."""
+    from datagen.models import ResolvedModel, resolve_model
+
+    if config.engine == "openai":
+        return ResolvedModel(name=config.model, path=config.model, sha256=None)
+    return resolve_model(config.model)
+
+
+def plan_chunks(seeds: list[Seed], shard_rows: int) -> list[Chunk]:
+    """Cut seeds into consecutive chunks of ``shard_rows``; chunk i becomes shard i."""
+    return [
+        Chunk(index=i // shard_rows, seeds=tuple(seeds[i : i + shard_rows])) for i in range(0, len(seeds), shard_rows)
+    ]
+
+
+def find_duplicate_seeds(seeds: list[Seed]) -> set[int]:
+    """Indexes of seeds whose normalised text appeared earlier in the file."""
+    first_seen: set[str] = set()
+    duplicates: set[int] = set()
+    for seed in seeds:
+        key = normalise(seed.text)
+        if key in first_seen:
+            duplicates.add(seed.index)
+        first_seen.add(key)
+    return duplicates
+
+
+def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha: str, seeds_sha: str) -> str:
+    """What decides whether an output directory may be resumed: anything that changes the rows."""
+    return fingerprint(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "task": config.task,
+            "mode": config.mode,
+            "model": config.model,
+            "model_sha256": model_sha,
+            "template_sha": template_sha,
+            "sampling": config.sampling.model_dump(),
+            "validation": config.validation.model_dump(),
+            "shard_rows": config.shard_rows,
+            "seeds_sha256": seeds_sha,
+        }
+    )
+
+
+def _default_engine_factory(config: GenerateConfig, model) -> Engine:
+    from datagen.engines import create_engine
+
+    return create_engine(config, model)
+
+
+def _seeds_sha256(seeds: list[Seed]) -> str:
+    return fingerprint([seed.text for seed in seeds])
+
+
+def _new_manifest(config: GenerateConfig, model, templates, all_seeds: list[Seed], seeds_path) -> dict:
+    template_sha = templates_sha256(templates)
+    seeds_sha = _seeds_sha256(all_seeds)
+    return {
+        "format_version": SCHEMA_VERSION,
+        "task": config.task,
+        "fingerprint": run_fingerprint(config, model.sha256, template_sha, seeds_sha),
+        "config": config.model_dump(mode="json"),
+        "model": {"name": model.name, "path": str(model.path), "sha256": model.sha256},
+        "templates": {name: template.sha256 for name, template in templates.items()},
+        "template_sha": template_sha,
+        "seeds": {"path": str(seeds_path), "sha256": seeds_sha, "count": len(all_seeds)},
+        "status": "running",
+        "shards": [],
+        "counts": {},
+    }
+
+
+def _open_previous(out: Path, manifest: dict, overwrite: bool) -> dict | None:
+    previous = read_manifest(out)
+    if previous is None:
+        return None
+    if previous.get("fingerprint") == manifest["fingerprint"]:
+        return previous
+    if not overwrite:
+        raise ResumeError(
+            f"{out} holds a run with a different config (task, model, templates, sampling, validation or seeds); "
+            "pass --overwrite to replace it or choose another --out"
+        )
+    for kind in ("data", "rejects"):
+        shutil.rmtree(out / kind, ignore_errors=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    return None
+
+
+def _verified_shards(out: Path, previous: dict | None, chunks: list[Chunk]) -> dict[int, dict]:
+    """Shards of the previous run that match a planned chunk and whose files check out."""
+    if previous is None:
+        return {}
+    planned = {chunk.index: list(chunk.seed_range) for chunk in chunks}
+    return {
+        shard["index"]: shard
+        for shard in previous.get("shards", [])
+        if planned.get(shard["index"]) == shard["seed_range"]
+        and verify_file(out, shard["data"])
+        and verify_file(out, shard["rejects"])
+    }
+
+
+def _remove_orphans(out: Path, done: dict[int, dict]) -> None:
+    """Delete shard files the manifest does not vouch for (crash leftovers, corrupt or stale files)."""
+    keep = {shard[kind]["path"] for shard in done.values() for kind in ("data", "rejects")}
+    for kind in ("data", "rejects"):
+        for path in (out / kind).glob("part-*"):
+            if f"{kind}/{path.name}" not in keep:
+                path.unlink()
+
+
+def _accepted_outputs(out: Path, config: GenerateConfig, done: dict[int, dict]) -> set[str]:
+    """Normalised sentences of rows already written, so resumed runs keep rejecting duplicates."""
+    import pyarrow.parquet as pq
+
+    fields = list(output_fields(config.task))
+    seen: set[str] = set()
+    for shard in done.values():
+        table = pq.read_table(out / shard["data"]["path"], columns=fields)
+        for name in fields:
+            seen.update(normalise(text) for text in table.column(name).to_pylist())
+    return seen
+
+
+def _run_chunk(
+    chunk: Chunk,
+    engine: Engine,
+    templates,
+    config: GenerateConfig,
+    ctx: RunContext,
+    seen_outputs: set[str],
+    duplicate_seeds: set[int],
+) -> ShardResult:
+    result = ShardResult()
+    usable: list[Seed] = []
+    for seed in chunk.seeds:
+        reason = seed.problem or ("duplicate_anchor" if seed.index in duplicate_seeds else None)
+        if reason:
+            result.rejects.append(reject_unusable_seed(seed, reason, ctx))
+        else:
+            usable.append(seed)
+    requests = render_requests(templates, config.task, config.mode, [(str(s.index), s.text) for s in usable])
+    completions = _group_completions(engine.generate(requests))
+    for seed in usable:
+        per_template = {name: completions[f"{seed.index}/{name}"] for name in templates}
+        judge_seed(seed, per_template, config, ctx, seen_outputs, result)
+    result.rows.sort(key=lambda row: (row["seed_index"], row["sample_index"]))
+    result.rejects.sort(key=lambda row: (row["seed_index"], row["sample_index"]))
+    return result
+
+
+def _group_completions(completions: list[Completion]) -> dict[str, list[Completion]]:
+    grouped: dict[str, list[Completion]] = {}
+    for completion in completions:
+        grouped.setdefault(completion.request_id, []).append(completion)
+    for items in grouped.values():
+        items.sort(key=lambda c: c.sample_index)
+    return grouped
+
+
+def _write_chunk(out: Path, chunk: Chunk, result: ShardResult, config: GenerateConfig, manifest: dict) -> dict:
+    metadata = {"datagen.fingerprint": manifest["fingerprint"], "datagen.config": manifest["config"]}
+    # Rejects first: a crash between the two leaves no data shard that the manifest could miss.
+    rejects = write_shard(out, "rejects", chunk.index, result.rejects, rejects_schema(), metadata)
+    data = write_shard(out, "data", chunk.index, result.rows, data_schema(config.task), metadata)
+    return {
+        "index": chunk.index,
+        "seed_range": list(chunk.seed_range),
+        "data": vars(data),
+        "rejects": vars(rejects),
+        "reject_reasons": _count_reasons(result.rejects),
+    }
+
+
+def _count_reasons(rejects: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for reject in rejects:
+        counts[reject["reason"]] = counts.get(reject["reason"], 0) + 1
+    return counts
+
+
+def _seeds_done(manifest: dict) -> int:
+    return sum(shard["seed_range"][1] - shard["seed_range"][0] for shard in manifest["shards"])
+
+
+def _with_counts(out: Path, manifest: dict) -> dict:
+    reasons: dict[str, int] = {}
+    for shard in manifest["shards"]:
+        for reason, count in shard.get("reject_reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    manifest["counts"] = {
+        "rows": sum(shard["data"]["rows"] for shard in manifest["shards"]),
+        "rejects": sum(shard["rejects"]["rows"] for shard in manifest["shards"]),
+        "reject_reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+    }
+    return manifest
+
+
+def _finish(out: Path, manifest: dict, summary: RunSummary) -> None:
+    write_manifest(out, _with_counts(out, manifest))
+    summary.rows = manifest["counts"]["rows"]
+    summary.rejects = manifest["counts"]["rejects"]
+    summary.reject_reasons = manifest["counts"]["reject_reasons"]
+
+
+__all__ = ["generate", "RunSummary", "plan_chunks", "find_duplicate_seeds", "run_fingerprint", "InputError"]

@@ -1,0 +1,125 @@
+"""Records: what a good row is, as pydantic models whose validators reject with a reason code.
+
+Thresholds arrive through pydantic's validation ``context`` (a ``ValidationConfig``),
+so the models stay plain data and every check is configurable.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from datagen.config import ValidationConfig
+
+_PREAMBLE = re.compile(
+    r"^(sure|certainly|of course|okay|ok|here is|here's|here are|below is|the (new )?sentence is)\b", re.IGNORECASE
+)
+_LABEL = re.compile(
+    r"^(hypothesis|premise|entailment|contradiction|positive|intermediate|negative|sentence|output|answer|"
+    r"paraphrase|rewritten|rewrite|result)\s*[:\-]",
+    re.IGNORECASE,
+)
+_REFUSAL = re.compile(
+    r"\b(i'?m sorry|i am sorry|i cannot|i can't|i can not|as an ai|i'?m unable|i am unable|cannot assist|"
+    r"can't help)\b",
+    re.IGNORECASE,
+)
+_LIST_MARKER = re.compile(r"^(\d+[.)]|[-*•])\s")
+
+
+def normalise(text: str) -> str:
+    """Lower-case, drop punctuation and collapse spaces: for near-equality tests."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def similarity(a: str, b: str) -> float:
+    """Character-level similarity of two normalised strings, 1.0 = identical."""
+    return SequenceMatcher(None, normalise(a), normalise(b), autojunk=False).ratio()
+
+
+def _fail(code: str, message: str, field: str | None = None) -> PydanticCustomError:
+    # The field rides in the error context: model-level errors carry no location of their own.
+    return PydanticCustomError(code, message, {"field": field} if field else None)
+
+
+def _settings(info: ValidationInfo) -> ValidationConfig:
+    return info.context if isinstance(info.context, ValidationConfig) else ValidationConfig()
+
+
+def check_sentence(text: str, settings: ValidationConfig) -> None:
+    """Reject a single generated sentence that is not a clean sentence.
+
+    Raises:
+        PydanticCustomError: with the reason code as its type.
+    """
+    if not text.strip():
+        raise _fail("empty", "sentence is empty")
+    if len(text) < settings.min_chars:
+        raise _fail("too_short", f"shorter than {settings.min_chars} characters")
+    if len(text) > settings.max_chars:
+        raise _fail("too_long", f"longer than {settings.max_chars} characters")
+    if "\ufffd" in text or any(ord(c) < 32 for c in text):
+        raise _fail("bad_characters", "contains control or undecodable characters")
+    if _REFUSAL.search(text):
+        raise _fail("refusal", "looks like a refusal")
+    if _PREAMBLE.match(text) or _LABEL.match(text) or _LIST_MARKER.match(text):
+        raise _fail("meta_text", "starts with a preamble, label or list marker")
+    if not any(c.isalpha() for c in text):
+        raise _fail("no_words", "contains no letters")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    anchor: str
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_sentence(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name != "anchor":
+            check_sentence(value, _settings(info))
+        return value
+
+    def outputs(self) -> dict[str, str]:
+        return {name: value for name, value in self.model_dump().items() if name != "anchor"}
+
+    @model_validator(mode="after")
+    def _not_copies(self, info: ValidationInfo) -> "_Row":
+        settings = _settings(info)
+        outputs = self.outputs()
+        for name, value in outputs.items():
+            if similarity(value, self.anchor) >= settings.max_similarity_to_anchor:
+                raise _fail("copies_anchor", f"{name} repeats the anchor", name)
+        names = list(outputs)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                if similarity(outputs[first], outputs[second]) >= settings.max_similarity_between_outputs:
+                    raise _fail("copies_other_output", f"{second} repeats {first}", second)
+        return self
+
+
+class NLITriple(_Row):
+    """Anchor (premise), an entailed hypothesis and a contradicting one."""
+
+    entailment: str
+    contradiction: str
+
+
+class STSTuple(_Row):
+    """Anchor with three similarity tiers: positive > intermediate > negative."""
+
+    positive: str
+    intermediate: str
+    negative: str
+
+    @model_validator(mode="after")
+    def _intermediate_has_fewer_details(self, info: ValidationInfo) -> "STSTuple":
+        if _settings(info).require_shorter_intermediate and len(self.intermediate) >= len(self.positive):
+            raise _fail("intermediate_not_shorter", "intermediate is not shorter than positive", "intermediate")
+        return self
+
+
+RECORD_TYPES: dict[str, type[_Row]] = {"nli": NLITriple, "sts": STSTuple}

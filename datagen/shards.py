@@ -1,0 +1,209 @@
+"""Stage 6: write Parquet shards and the manifest, atomically; guard the output dir with a lock.
+
+Layout of an output directory ``OUT``::
+
+    OUT/manifest.json              what was produced, by which config, with checksums
+    OUT/data/part-00000.parquet    accepted rows
+    OUT/rejects/part-00000.parquet rejected rows with raw LLM text and a reason
+
+Every file is written to a temporary name, fsynced, then ``os.replace``-d, so a
+reader never sees half a shard. The manifest is updated after both shards of a
+chunk are in place; a shard not listed in the manifest is an orphan of a crash
+and is regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datagen.config import SCHEMA_VERSION
+from datagen.errors import StorageError
+from datagen.tasks import output_fields
+
+MANIFEST = "manifest.json"
+LOCK = ".datagen.lock"
+
+_PROVENANCE = [
+    ("model", pa.string()),
+    ("template_sha", pa.string()),
+    ("mode", pa.string()),
+    ("seed_index", pa.int64()),
+    ("sample_index", pa.int64()),
+]
+
+
+def data_schema(task: str) -> pa.Schema:
+    """Columns of a data shard: id, anchor, the task's outputs, then provenance."""
+    columns = [("id", pa.string()), ("anchor", pa.string())]
+    columns += [(name, pa.string()) for name in output_fields(task)]  # type: ignore[arg-type]
+    columns += _PROVENANCE + [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64())]
+    return pa.schema(columns)
+
+
+def rejects_schema() -> pa.Schema:
+    """Columns of a rejects shard: the id and anchor the row would have had, stage, reason, raw text."""
+    columns = [("id", pa.string()), ("anchor", pa.string()), ("stage", pa.string()), ("reason", pa.string())]
+    columns += [("raw", pa.string()), ("finish_reason", pa.string())] + _PROVENANCE
+    return pa.schema(columns)
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str  # relative to OUT
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.Schema, metadata: dict) -> WrittenFile:
+    """Write ``rows`` as ``OUT/<kind>/part-<index>.parquet`` atomically.
+
+    Args:
+        kind: ``"data"`` or ``"rejects"``.
+        metadata: Stored as Parquet key-value metadata (run config, fingerprint).
+
+    Raises:
+        StorageError: the disk is full or the directory is not writable; no partial file is left.
+    """
+    relative = f"{kind}/{shard_name(index)}"
+    final = out / relative
+    tmp = final.with_name(final.name + ".tmp")
+    schema = schema.with_metadata({key: json.dumps(value, default=str) for key, value in metadata.items()})
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist(rows, schema=schema)
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {final}: {exc.strerror or exc}; free disk space or choose another --out") from exc
+    return WrittenFile(relative, len(rows), final.stat().st_size, file_sha256(final))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(out: Path, written: dict) -> bool:
+    """True when the file exists with the size and sha256 the manifest recorded."""
+    path = out / written["path"]
+    return path.is_file() and path.stat().st_size == written["bytes"] and file_sha256(path) == written["sha256"]
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The manifest of ``out``, or None if there is none yet.
+
+    Raises:
+        StorageError: the manifest exists but is not valid JSON of our format.
+    """
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StorageError(f"manifest {path} is unreadable ({exc}); rerun with --overwrite to start over") from exc
+    if not isinstance(manifest, dict) or manifest.get("format_version") != SCHEMA_VERSION:
+        raise StorageError(
+            f"manifest {path} has format {manifest.get('format_version') if isinstance(manifest, dict) else '?'}, "
+            f"this datagen writes {SCHEMA_VERSION}; rerun with --overwrite or use a new --out"
+        )
+    return manifest
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """Replace ``OUT/manifest.json`` atomically."""
+    path = out / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=2, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free disk space and rerun to resume") from exc
+
+
+def read_rows(out: Path, kind: str = "data", columns: list[str] | None = None) -> pa.Table:
+    """All rows of one kind in shard order, as one Arrow table."""
+    paths = sorted((out / kind).glob("part-*.parquet"))
+    if not paths:
+        raise StorageError(f"no {kind} shards in {out}; run `datagen nli|sts --out {out}` first")
+    return pa.concat_tables([pq.read_table(path, columns=columns) for path in paths])
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.datagen.lock`` so two runs never write the same directory.
+
+    A lock left by a process that no longer exists on this host is stale and taken over.
+
+    Raises:
+        StorageError: another live process holds the lock.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    _acquire(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _acquire(path: Path) -> None:
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _lock_is_stale(path):
+                path.unlink(missing_ok=True)
+                continue
+            raise StorageError(
+                f"{path.parent} is in use by another datagen run ({path.read_text(errors='replace').strip()}); "
+                "wait for it to finish or use another --out"
+            ) from None
+        with os.fdopen(fd, "w") as handle:
+            json.dump(owner, handle)
+        return
+    raise StorageError(f"cannot take the lock {path}; delete it if no datagen run is using {path.parent}")
+
+
+def _lock_is_stale(path: Path) -> bool:
+    try:
+        owner = json.loads(path.read_text())
+        pid, host = int(owner["pid"]), owner["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # unreadable: written by a process killed mid-write
+    if host != socket.gethostname():
+        return False  # cannot check a process on another machine; refuse to steal
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,135 @@
+"""Stage 5: judge completions and turn each (seed, sample) into a row or a reject.
+
+Every seed ends here as either a data row or a reject carrying the raw LLM text
+and a reason code, so nothing the LLM produced is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from datagen.config import GenerateConfig
+from datagen.engines.base import Completion
+from datagen.parse import Parsed, parse_json_object, parse_sentence
+from datagen.records import RECORD_TYPES, normalise
+from datagen.seeds import Seed
+from datagen.tasks import output_fields
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every row of a run shares (provenance columns)."""
+
+    task: str
+    mode: str
+    model: str
+    template_sha: str
+
+
+@dataclass
+class ShardResult:
+    rows: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+
+
+def row_id(task: str, anchor: str, template_sha: str, sample_index: int) -> str:
+    """Stable id: the same seed, templates and sample always give the same id."""
+    key = "\x1f".join([task, anchor, template_sha, str(sample_index)])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def reject_unusable_seed(seed: Seed, reason: str, ctx: RunContext) -> dict:
+    """A reject for a seed that never reaches the LLM (bad row, duplicate)."""
+    return _reject(ctx, seed, 0, stage="seed", reason=reason, raw={}, finish_reason=None)
+
+
+def judge_seed(
+    seed: Seed,
+    completions: dict[str, list[Completion]],
+    config: GenerateConfig,
+    ctx: RunContext,
+    seen_outputs: set[str],
+    result: ShardResult,
+) -> None:
+    """Validate every sample of one seed; append rows or rejects to ``result``.
+
+    Args:
+        completions: Template name -> completions for this seed, ordered by sample index.
+        seen_outputs: Normalised sentences already accepted in this run; updated in place.
+    """
+    fields = output_fields(config.task)  # type: ignore[arg-type]
+    for sample_index in range(config.sampling.n):
+        samples = {name: items[sample_index] for name, items in completions.items()}
+        raw = {name: c.text for name, c in samples.items()}
+        outcome = _judge_sample(seed, samples, config, fields)
+        if isinstance(outcome, tuple):
+            stage, reason, finish = outcome
+            result.rejects.append(_reject(ctx, seed, sample_index, stage, reason, raw, finish))
+            continue
+        normalised = [normalise(outcome[name]) for name in fields]
+        if any(text in seen_outputs for text in normalised):
+            result.rejects.append(_reject(ctx, seed, sample_index, "row", "duplicate_output", raw, "stop"))
+            continue
+        seen_outputs.update(normalised)
+        result.rows.append(_row(ctx, seed, sample_index, outcome, samples))
+
+
+def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateConfig, fields: tuple[str, ...]):
+    """Return the validated output fields, or ``(stage, reason, finish_reason)``."""
+    values: dict[str, str] = {}
+    for name, completion in samples.items():
+        if completion.error:
+            return name, "engine_error", completion.finish_reason
+        if completion.finish_reason == "length":
+            return name, "truncated", completion.finish_reason
+        parsed: Parsed = (
+            parse_json_object(completion.text, fields) if name == "joint" else parse_sentence(completion.text, name)
+        )
+        if not parsed.ok:
+            return name, parsed.reason, completion.finish_reason
+        values.update(parsed.values)
+    record_type = RECORD_TYPES[config.task]
+    try:
+        record = record_type.model_validate({"anchor": seed.text, **values}, context=config.validation)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        stage = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
+        return stage, error["type"], "stop"
+    return record.outputs()
+
+
+def _row(ctx: RunContext, seed: Seed, sample_index: int, outputs: dict[str, str], samples: dict[str, Completion]) -> dict:
+    return {
+        "id": row_id(ctx.task, seed.text, ctx.template_sha, sample_index),
+        "anchor": seed.text,
+        **outputs,
+        "model": ctx.model,
+        "template_sha": ctx.template_sha,
+        "mode": ctx.mode,
+        "seed_index": seed.index,
+        "sample_index": sample_index,
+        "prompt_tokens": sum(c.prompt_tokens for c in samples.values()),
+        "completion_tokens": sum(c.completion_tokens for c in samples.values()),
+    }
+
+
+def _reject(
+    ctx: RunContext, seed: Seed, sample_index: int, stage: str, reason: str, raw: dict, finish_reason: str | None
+) -> dict:
+    return {
+        "id": row_id(ctx.task, seed.text, ctx.template_sha, sample_index),
+        "anchor": seed.text,
+        "stage": stage,
+        "reason": reason,
+        "raw": json.dumps(raw, ensure_ascii=False),
+        "finish_reason": finish_reason,
+        "model": ctx.model,
+        "template_sha": ctx.template_sha,
+        "mode": ctx.mode,
+        "seed_index": seed.index,
+        "sample_index": sample_index,
+    }
