@@ -1,0 +1,58 @@
+"""A scripted engine, only for isolating pipeline units from a real LLM.
+
+Every engine also has a test against the real thing (tests/test_engine_*.py,
+tests/test_generation_real.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Sequence
+
+from datagen.engines.base import Completion, GenerationRequest
+
+# Good outputs per template, keyed by template name; "{anchor}" is replaced by the seed.
+GOOD = {
+    "entailment": "Something related to {anchor} happens.",
+    "contradiction": "Nobody ever saw this: {reversed}",
+    "positive": "In other words, {anchor}",
+    "intermediate": "{first_words} indeed.",
+    "negative": "On the moon instead, {reversed}",
+}
+
+
+def good_reply(name: str, anchor: str, task: str) -> str:
+    """A reply that passes validation and differs per anchor (no duplicate outputs)."""
+    words = anchor.rstrip(".").split()
+    parts = {"anchor": anchor, "reversed": " ".join(reversed(words)).lower(), "first_words": " ".join(words[:3])}
+    if name == "joint":
+        fields = ("entailment", "contradiction") if task == "nli" else ("positive", "intermediate", "negative")
+        return json.dumps({field: GOOD[field].format(**parts) for field in fields})
+    return GOOD[name].format(**parts)
+
+
+class FakeEngine:
+    """Answers each request with ``reply(template_name, anchor)``; records the batches it saw."""
+
+    name = "fake"
+    model_name = "fake-model"
+
+    def __init__(self, task: str, reply: Callable[[str, str], str] | None = None, finish_reason: str = "stop"):
+        self.task = task
+        self.reply = reply or (lambda name, anchor: good_reply(name, anchor, task))
+        self.finish_reason = finish_reason
+        self.batches: list[list[GenerationRequest]] = []
+        self.closed = False
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.batches.append(list(requests))
+        completions = []
+        for request in requests:
+            name = request.request_id.split("/", 1)[1]
+            anchor = request.messages[-1]["content"]
+            text = self.reply(name, anchor)
+            completions.append(Completion(request.request_id, text, self.finish_reason, 100, len(text.split())))
+        return completions
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,65 @@
+import pytest
+from pydantic import ValidationError
+
+from datagen.config import ValidationConfig
+from datagen.records import NLITriple, STSTuple, similarity
+
+ANCHOR = "A black dog is chasing a frisbee across a sunny park."
+GOOD_STS = {
+    "anchor": ANCHOR,
+    "positive": "Across a sunny park, a black dog runs after a frisbee.",
+    "intermediate": "A dog is chasing a frisbee.",
+    "negative": "A cat is sleeping on a cold windowsill.",
+}
+
+
+def reason_of(model, data, settings=None):
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data, context=settings or ValidationConfig())
+    error = caught.value.errors()[0]
+    return error["type"], error["loc"][0] if error["loc"] else (error.get("ctx") or {}).get("field")
+
+
+def test_good_sts_tuple_is_accepted():
+    assert STSTuple.model_validate(GOOD_STS, context=ValidationConfig()).intermediate == "A dog is chasing a frisbee."
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("positive", "", "empty"),
+        ("positive", "Dog.", "too_short"),
+        ("positive", "word " * 200, "too_long"),
+        ("positive", "Sure, here is a paraphrase of the sentence.", "meta_text"),
+        ("positive", "Hypothesis: a dog runs after a frisbee.", "meta_text"),
+        ("positive", "1. A dog runs after a frisbee in a park.", "meta_text"),
+        ("negative", "I'm sorry, but I cannot help with that request.", "refusal"),
+        ("negative", "12345 67890 !!!", "no_words"),
+        ("positive", ANCHOR.upper(), "copies_anchor"),
+        ("negative", GOOD_STS["positive"], "copies_other_output"),
+        ("intermediate", "A black dog is happily chasing a red frisbee across a big sunny park.", "intermediate_not_shorter"),
+    ],
+)
+def test_bad_sts_outputs_are_rejected_with_reason_and_field(field, value, reason):
+    code, where = reason_of(STSTuple, {**GOOD_STS, field: value})
+    assert code == reason
+    assert where == field
+
+
+def test_thresholds_come_from_config():
+    lenient = ValidationConfig(require_shorter_intermediate=False, min_chars=2)
+    data = {**GOOD_STS, "intermediate": GOOD_STS["positive"] + " Really.", "negative": "No."}
+    assert STSTuple.model_validate(data, context=lenient).negative == "No."
+
+
+def test_not_only_contradiction_is_kept_but_near_copy_is_not():
+    # Inserting "not" is a real (if easy) contradiction; a verbatim copy is not.
+    ok = {"anchor": ANCHOR, "entailment": "A dog is outside.", "contradiction": "A black dog is not chasing a frisbee."}
+    assert NLITriple.model_validate(ok, context=ValidationConfig())
+    copy = {**ok, "contradiction": ANCHOR.rstrip(".")}
+    assert reason_of(NLITriple, copy)[0] == "copies_anchor"
+
+
+def test_similarity_ignores_case_and_punctuation():
+    assert similarity("A dog, running!", "a dog running") == 1.0
+    assert similarity("A dog runs.", "The stock market fell.") < 0.5
