@@ -38,23 +38,29 @@ class PromptTransformer(Transformer):
         super().__init__(model_name_or_path, **kwargs)
         self.template = template
 
-    def wrap(self, texts: list[str], template: str | None = None) -> list[str]:
-        """Fill ``template`` (default: the saved one) with each text, keeping room for the template tokens."""
-        template = template or self.template
+    def wrap(self, texts: list[str], templates: list[str | None] | None = None, max_length: int | None = None) -> list[str]:
+        """Fill each text's template (None: the saved one), keeping room for the template's tokens.
+
+        Args:
+            texts: Sentences.
+            templates: One template per text (``{sentence}`` and ``{mask}`` fields), or None for all default.
+            max_length: Token budget of the wrapped input; default the module's ``max_seq_length``.
+        """
         mask = self.tokenizer.mask_token
-        overhead = len(self.tokenizer.tokenize(template.format(sentence="", mask=mask))) + 2  # + [CLS] [SEP]
-        budget = max(1, (self.max_seq_length or 512) - overhead)
+        limit = max_length or self.max_seq_length or 512
         wrapped = []
-        for text in texts:
+        for text, template in zip(texts, templates or [None] * len(texts)):
+            template = template or self.template
+            overhead = len(self.tokenizer.tokenize(template.format(sentence="", mask=mask))) + 2  # + [CLS] [SEP]
             tokens = self.tokenizer.tokenize(text)
-            if len(tokens) > budget:
-                text = self.tokenizer.convert_tokens_to_string(tokens[:budget])
+            if len(tokens) > limit - overhead:
+                text = self.tokenizer.convert_tokens_to_string(tokens[: max(1, limit - overhead)])
             wrapped.append(template.format(sentence=text, mask=mask))
         return wrapped
 
-    def preprocess(self, inputs, prompt=None, template: str | None = None, **kwargs):  # type: ignore[override]
+    def preprocess(self, inputs, prompt=None, templates: list[str | None] | None = None, **kwargs):  # type: ignore[override]
         if inputs and all(isinstance(item, str) for item in inputs):
-            inputs = self.wrap(list(inputs), template)
+            inputs = self.wrap(list(inputs), templates, kwargs.get("max_length"))
         return super().preprocess(inputs, prompt=prompt, **kwargs)
 
 

@@ -55,7 +55,7 @@ class StubServer:
     def __init__(self) -> None:
         self.policy: Policy = ok
         self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[dict[str, str]] = []  # lower-cased names
         self.attempts: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -71,7 +71,7 @@ class StubServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload, headers, delay = stub._record_and_decide(body, dict(self.headers))
+                status, payload, headers, delay = stub._record_and_decide(body, {k.lower(): v for k, v in self.headers.items()})
                 time.sleep(delay)
                 with stub._lock:
                     stub.in_flight -= 1
@@ -252,7 +252,7 @@ def test_api_key_only_from_env_and_never_kept(stub, monkeypatch, caplog):
     engine = make_engine(stub.base_url, api_key_env="DATAGEN_TEST_KEY")
     with caplog.at_level(logging.DEBUG):
         engine.generate(ask("x"))
-    assert stub.headers[0]["Authorization"] == f"Bearer {secret}"
+    assert stub.headers[0]["authorization"] == f"Bearer {secret}"
     assert secret not in caplog.text
     assert secret.encode() not in pickle.dumps(engine)
     assert secret not in repr(engine) and secret not in repr(vars(engine))
@@ -261,7 +261,7 @@ def test_api_key_only_from_env_and_never_kept(stub, monkeypatch, caplog):
 def test_missing_key_env_sends_placeholder(stub, monkeypatch):
     monkeypatch.delenv("DATAGEN_TEST_KEY", raising=False)
     make_engine(stub.base_url, api_key_env="DATAGEN_TEST_KEY").generate(ask("x"))
-    assert stub.headers[0]["Authorization"] == "Bearer EMPTY"  # local servers accept any key
+    assert stub.headers[0]["authorization"] == "Bearer EMPTY"  # local servers accept any key
 
 
 # ---------------------------------------------------------------- real vLLM server

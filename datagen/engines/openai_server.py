@@ -40,6 +40,8 @@ T = TypeVar("T")
 PLACEHOLDER_KEY = "EMPTY"
 RETRY_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 FATAL_STATUS = frozenset({401, 403, 404})
+# A server's Retry-After is obeyed up to this; beyond it a stuck batch is worse than one more 429.
+MAX_RETRY_AFTER_S = 60.0
 
 
 class OpenAIEngine:
@@ -52,7 +54,8 @@ class OpenAIEngine:
         sampling: temperature, top_p, max_tokens, n, seed; shared by every request.
         backoff_initial_s: First retry delay; doubles per attempt. Lower retries sooner but
             hammers an overloaded server; a 429's ``Retry-After`` header wins when present.
-        backoff_max_s: Cap on one delay. Higher rides out longer outages but stalls the batch.
+        backoff_max_s: Cap on one backoff delay (a Retry-After is capped at 60 s instead). Higher
+            rides out longer outages but stalls the batch.
         probe: Check at construction that something listens at ``base_url``. Turn off only
             when the server is started later on purpose.
 
@@ -149,7 +152,7 @@ class OpenAIEngine:
         exc = state.outcome.exception() if state.outcome else None
         server_says = retry_after_s(exc)
         if server_says is not None:
-            return min(server_says, self._backoff_max_s)
+            return min(server_says, MAX_RETRY_AFTER_S)
         return min(self._backoff_initial_s * 2 ** (state.attempt_number - 1), self._backoff_max_s)
 
     def _request_body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -205,7 +208,7 @@ def log_retry(state: RetryCallState) -> None:
 def describe_error(exc: BaseException | None) -> str:
     """One line for a failed request: status code and the server's message, no headers."""
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {exc.message}"[:500]
+        return f"HTTP {exc.status_code}: {server_message(exc)}"[:500]
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
@@ -213,11 +216,19 @@ def describe_error(exc: BaseException | None) -> str:
     return repr(exc)[:500]
 
 
+def server_message(exc: openai.APIStatusError) -> str:
+    """The server's own error text (``{"error": {"message": ...}}``), else the client's summary."""
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return exc.message
+
+
 def fatal_status_message(exc: openai.APIStatusError, base_url: str, model_name: str) -> str:
     """What a 401/403/404 means for the user, and what to change."""
     if exc.status_code == 404:
         return (
-            f"{base_url} answered 404 for model '{model_name}' ({exc.message}); check --model against the "
+            f"{base_url} answered 404 for model '{model_name}' ({server_message(exc)}); check --model against the "
             f"server's served model name (GET {base_url}/models) and that base_url ends in /v1"
         )
     return (
