@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from datagen.encoders import load_encoder
 from datagen.errors import InputError
 from datagen.measures import cosine_spearman, encode_unique
@@ -55,8 +57,6 @@ def score_pairs(model: SentenceTransformer, pairs: STSPairs, *, batch_size: int 
 
 
 def _spearman_from_cache(cache: dict, pairs: STSPairs) -> float:
-    import numpy as np
-
     left = np.stack([cache[s] for s in pairs.sentences1])  # (num_pairs, dim)
     right = np.stack([cache[s] for s in pairs.sentences2])  # (num_pairs, dim)
     return cosine_spearman(left, right, pairs.scores)

@@ -36,8 +36,23 @@ def normalise(text: str) -> str:
 
 
 def similarity(a: str, b: str) -> float:
-    """Character-level similarity of two normalised strings, 1.0 = identical."""
-    return SequenceMatcher(None, normalise(a), normalise(b), autojunk=False).ratio()
+    """Word-level similarity of two normalised strings (difflib ratio over words), 1.0 = identical.
+
+    Words, not characters: "caused" -> "led to" in a 20-word sentence is a real (small) edit,
+    which a character ratio would still score above 0.97.
+    """
+    return SequenceMatcher(None, normalise(a).split(), normalise(b).split(), autojunk=False).ratio()
+
+
+# Outputs meant to change the meaning. One flipped word ("males" -> "females") can be a perfect hard
+# negative, so for these only an exact (normalised) copy is rejected; judging how hard such a negative
+# is belongs to scoring, not validation.
+MEANING_CHANGING = frozenset({"negative", "contradiction"})
+
+
+def copy_limit(field: str, threshold: float) -> float:
+    """Similarity at or above which ``field`` counts as a copy."""
+    return 1.0 if field in MEANING_CHANGING else threshold
 
 
 def _fail(code: str, message: str, field: str | None = None) -> PydanticCustomError:
@@ -91,12 +106,13 @@ class _Row(BaseModel):
         settings = _settings(info)
         outputs = self.outputs()
         for name, value in outputs.items():
-            if similarity(value, self.anchor) >= settings.max_similarity_to_anchor:
+            if similarity(value, self.anchor) >= copy_limit(name, settings.max_similarity_to_anchor):
                 raise _fail("copies_anchor", f"{name} repeats the anchor", name)
         names = list(outputs)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
-                if similarity(outputs[first], outputs[second]) >= settings.max_similarity_between_outputs:
+                limit = copy_limit(second, copy_limit(first, settings.max_similarity_between_outputs))
+                if similarity(outputs[first], outputs[second]) >= limit:
                     raise _fail("copies_other_output", f"{second} repeats {first}", second)
         return self
 

@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from datagen.errors import InputError  # noqa: E402
 from datagen.evaluation import RESULTS_FILE  # noqa: E402
-from datagen.rfd import EVAL_AU_FILE, TRAIN_AU_FILE, RFDResult, find_log, find_run_dirs, read_log, rfd_table  # noqa: E402
+from datagen.rfd import RFDResult, find_run_dirs, rfd_table  # noqa: E402
+from datagen.run_files import EVAL_AU_FILE, TRAIN_AU_FILE, find_log, read_log  # noqa: E402
 
 
 def plot_rfd_scatter(results: Sequence[RFDResult], out: Path) -> Path:

@@ -8,16 +8,13 @@ top-5 STS-B dev Spearman (x100), the accuracy the paper plots against RFD.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from datagen.errors import InputError
+from datagen.run_files import EVAL_AU_FILE, METRICS_FILE, TRAIN_AU_FILE, find_log, read_log
 
-TRAIN_AU_FILE = "train_alignment_and_uniformity"
-EVAL_AU_FILE = "eval_alignment_and_uniformity"
-METRICS_FILE = "metrics"
 TOP_K = 5
 
 
@@ -31,31 +28,6 @@ class RFDResult:
 
     def as_dict(self) -> dict[str, float | None]:
         return {"RFD_a": self.RFD_a, "RFD_u": self.RFD_u, "stsb_top5": self.stsb_top5}
-
-
-def find_log(run_dir: Path, name: str) -> Path | None:
-    """The paper's files have no extension; accept ``NAME`` or ``NAME.csv``."""
-    for candidate in (run_dir / name, run_dir / f"{name}.csv"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_log(path: Path, columns: Sequence[str]) -> dict[int, dict[str, float]]:
-    """Read a ``step,...`` CSV into ``{step: {column: value}}``.
-
-    Raises:
-        InputError: missing columns or non-numeric values.
-    """
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("step", *columns) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{path} lacks columns {missing}; expected a header 'step,{','.join(columns)}'")
-        try:
-            return {int(float(row["step"])): {c: float(row[c]) for c in columns} for row in reader}
-        except ValueError as exc:
-            raise InputError(f"{path} holds a non-numeric value ({exc}); is the file truncated?") from exc
 
 
 def fitting_differences(train: dict[int, dict[str, float]], evaluation: dict[int, dict[str, float]]) -> tuple[float, float, int]:

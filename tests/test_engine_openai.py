@@ -330,3 +330,25 @@ def test_real_server_unknown_model_name_raises(vllm_server_url):
     engine = OpenAIEngine("no-such-model", settings=OpenAIConfig(base_url=vllm_server_url), sampling=SamplingConfig())
     with pytest.raises(EngineError, match="404 for model 'no-such-model'"):
         engine.generate(ask("hi"))
+
+
+@pytest.mark.server
+def test_datagen_sts_through_real_server_matches_contract(vllm_server_url, tmp_path, seed_file):
+    """The whole pipeline on the openai engine: same shard contract as the vllm engine."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "sts_openai"
+    args = [sys.executable, "-m", "datagen.cli", "sts", "--seeds", str(seed_file), "--out", str(out),
+            "--engine", "openai", "--base-url", vllm_server_url, "--model", "qwen2.5-0.5b", "--shard-rows", "4"]
+    env = {**__import__("os").environ, "OPENAI_API_KEY": "sk-test-secret-never-written"}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["rows"] + manifest["counts"]["rejects"] == 10
+    assert manifest["config"]["engine"] == "openai"
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"sk-test-secret-never-written" not in written
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert rerun.returncode == 0 and "already complete" in rerun.stderr

@@ -47,7 +47,7 @@ def test_bad_sts_outputs_are_rejected_with_reason_and_field(field, value, reason
 
 
 def test_thresholds_come_from_config():
-    lenient = ValidationConfig(require_shorter_intermediate=False, min_chars=2)
+    lenient = ValidationConfig(require_shorter_intermediate=False, min_chars=2, max_similarity_between_outputs=1.0)
     data = {**GOOD_STS, "intermediate": GOOD_STS["positive"] + " Really.", "negative": "No."}
     assert STSTuple.model_validate(data, context=lenient).negative == "No."
 
@@ -58,6 +58,18 @@ def test_not_only_contradiction_is_kept_but_near_copy_is_not():
     assert NLITriple.model_validate(ok, context=ValidationConfig())
     copy = {**ok, "contradiction": ANCHOR.rstrip(".")}
     assert reason_of(NLITriple, copy)[0] == "copies_anchor"
+
+
+def test_one_word_hard_negative_is_kept_but_one_word_positive_is_a_copy():
+    anchor = "The 1851 census counted 35,302 males among the 63,700 people of South Australia."
+    flipped = anchor.replace("males", "females")
+    data = {"anchor": anchor, "positive": anchor.replace("census counted", "census then counted"),
+            "intermediate": "The 1851 census counted the people.", "negative": flipped}
+    # a positive that only adds filler words is still a copy of the anchor ...
+    assert reason_of(STSTuple, data)[0] == "copies_anchor"
+    # ... while a negative with one word flipped is a hard negative, not a copy
+    data["positive"] = "South Australia had 63,700 inhabitants in 1851, 35,302 of them male."
+    assert STSTuple.model_validate(data, context=ValidationConfig()).negative == flipped
 
 
 def test_similarity_ignores_case_and_punctuation():

