@@ -92,41 +92,45 @@ def generate(
     manifest = _new_manifest(config, model, templates, all_seeds, seeds_path)
     summary = RunSummary(out=out)
     with output_lock(out):
-        previous = _open_previous(out, manifest, overwrite)
-        chunks = plan_chunks(seeds, config.shard_rows)
-        done = _verified_shards(out, previous, chunks)
-        manifest["shards"] = list(done.values())
-        _remove_orphans(out, done)
-        pending = [chunk for chunk in chunks if chunk.index not in done]
-        summary.shards_skipped = len(done)
-        if not pending:
-            manifest["status"] = "complete"
-            _finish(out, manifest, summary)
-            summary.already_complete = True
-            summary.seconds = time.perf_counter() - started
-            return summary
-        manifest["status"] = "running"
-        write_manifest(out, _with_counts(out, manifest))
-        ctx = RunContext(config.task, config.mode, model.name, manifest["template_sha"])
-        seen_outputs = _accepted_outputs(out, config, done)
-        duplicate_seeds = find_duplicate_seeds(seeds)
-        engine = (engine_factory or _default_engine_factory)(config, model)
-        try:
-            for chunk in pending:
-                result = _run_chunk(chunk, engine, templates, config, ctx, seen_outputs, duplicate_seeds)
-                manifest["shards"].append(_write_chunk(out, chunk, result, config, manifest))
-                manifest["shards"].sort(key=lambda shard: shard["index"])
-                write_manifest(out, _with_counts(out, manifest))
-                summary.shards_written += 1
-                summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
-                if on_progress:
-                    on_progress(_seeds_done(manifest), len(seeds), summary.completion_tokens)
-        finally:
-            engine.close()
+        pending = _resume(out, manifest, plan_chunks(seeds, config.shard_rows), overwrite, summary)
+        summary.already_complete = not pending
+        if pending:
+            engine = (engine_factory or _default_engine_factory)(config, model)
+            try:
+                _generate_chunks(out, pending, engine, templates, config, manifest, seeds, summary, on_progress)
+            finally:
+                engine.close()
         manifest["status"] = "complete"
         _finish(out, manifest, summary)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _resume(out: Path, manifest: dict, chunks: list["Chunk"], overwrite: bool, summary: RunSummary) -> list["Chunk"]:
+    """Keep the verified shards of an earlier run of this config, drop everything else; return chunks to do."""
+    previous = _open_previous(out, manifest, overwrite)
+    done = _verified_shards(out, previous, chunks)
+    manifest["shards"] = sorted(done.values(), key=lambda shard: shard["index"])
+    _remove_orphans(out, done)
+    summary.shards_skipped = len(done)
+    return [chunk for chunk in chunks if chunk.index not in done]
+
+
+def _generate_chunks(out, pending, engine, templates, config, manifest, seeds, summary, on_progress) -> None:
+    """Generate, judge and write each pending chunk; the manifest is updated after every shard."""
+    write_manifest(out, _with_counts(out, manifest))  # status "running": a crash leaves a resumable dir
+    ctx = RunContext(config.task, config.mode, manifest["model"]["name"], manifest["template_sha"])
+    seen_outputs = _accepted_outputs(out, config, manifest["shards"])
+    duplicate_seeds = find_duplicate_seeds(seeds)
+    for chunk in pending:
+        result = _run_chunk(chunk, engine, templates, config, ctx, seen_outputs, duplicate_seeds)
+        manifest["shards"].append(_write_chunk(out, chunk, result, config, manifest))
+        manifest["shards"].sort(key=lambda shard: shard["index"])
+        write_manifest(out, _with_counts(out, manifest))
+        summary.shards_written += 1
+        summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
+        if on_progress:
+            on_progress(_seeds_done(manifest), len(seeds), summary.completion_tokens)
 
 
 def resolve_for_engine(config: GenerateConfig):
@@ -243,13 +247,13 @@ def _remove_orphans(out: Path, done: dict[int, dict]) -> None:
                 path.unlink()
 
 
-def _accepted_outputs(out: Path, config: GenerateConfig, done: dict[int, dict]) -> set[str]:
+def _accepted_outputs(out: Path, config: GenerateConfig, done: list[dict]) -> set[str]:
     """Normalised sentences of rows already written, so resumed runs keep rejecting duplicates."""
     import pyarrow.parquet as pq
 
     fields = list(output_fields(config.task))
     seen: set[str] = set()
-    for shard in done.values():
+    for shard in done:
         table = pq.read_table(out / shard["data"]["path"], columns=fields)
         for name in fields:
             seen.update(normalise(text) for text in table.column(name).to_pylist())
