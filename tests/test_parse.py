@@ -53,3 +53,15 @@ def test_parse_json_object_accepts_prose_and_fences():
 )
 def test_parse_json_object_reasons(raw, reason):
     assert parse_json_object(raw, STS).reason == reason
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=500))
+def test_parsers_never_raise_on_any_text(text):
+    sentence = parse_sentence(text, "positive")
+    assert sentence.ok == (sentence.reason is None)
+    joint = parse_json_object(text, STS)
+    assert joint.ok or joint.reason in {"empty", "unparseable_json", "wrong_keys", "wrong_value_type"}
