@@ -348,6 +348,7 @@ def test_datagen_sts_through_real_server_matches_contract(vllm_server_url, tmp_p
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["rows"] + manifest["counts"]["rejects"] == 10
     assert manifest["config"]["engine"] == "openai"
+    assert "engine_error" not in manifest["counts"]["reject_reasons"] and manifest["counts"]["rows"] >= 3
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"sk-test-secret-never-written" not in written
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)

