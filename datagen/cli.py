@@ -11,24 +11,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from datagen.cli_downstream import register as register_downstream
+from datagen.console import console, fail
 from datagen.errors import DatagenError
 
 app = typer.Typer(help="Generate, validate and evaluate LLM-written training data for sentence embeddings (NGCSE).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="Embedded models shipped as PyPI wheels.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
 
 DEFAULT_PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
-
-
-def fail(error: DatagenError) -> None:
-    """Print a user error as one red line and exit with its code."""
-    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(error.exit_code)
 
 
 def _generate_command(task: str):
@@ -200,12 +194,8 @@ def _print_inspection(report: dict) -> None:
         typer.echo(f"  reject[{row['reason']}/{row['stage']}]: {row['raw'][:160]}")
 
 
-try:  # the downstream stage registers train/eval/rfd/report/run
-    from datagen.cli_downstream import register as _register_downstream
-except ImportError:  # pragma: no cover - only while that module is absent
-    _register_downstream = None
-if _register_downstream is not None:
-    _register_downstream(app)
+# The downstream stage (train / eval / rfd / report / run) adds its own commands.
+register_downstream(app)
 
 
 def main() -> None:

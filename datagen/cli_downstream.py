@@ -18,7 +18,7 @@ PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
 
 
 def _fail(error: DatagenError) -> None:
-    from datagen.cli import fail
+    from datagen.console import fail
 
     fail(error)
 
