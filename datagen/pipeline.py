@@ -16,7 +16,7 @@ from typing import Callable
 
 from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
 from datagen.engines.base import Completion, Engine
-from datagen.errors import InputError, ResumeError
+from datagen.errors import ResumeError
 from datagen.prompts import load_templates, render_requests, templates_sha256
 from datagen.records import normalise
 from datagen.seeds import Seed, read_seeds
@@ -341,4 +341,4 @@ def _finish(out: Path, manifest: dict, summary: RunSummary) -> None:
     summary.reject_reasons = manifest["counts"]["reject_reasons"]
 
 
-__all__ = ["generate", "RunSummary", "plan_chunks", "find_duplicate_seeds", "run_fingerprint", "InputError"]
+__all__ = ["generate", "RunSummary", "plan_chunks", "find_duplicate_seeds", "run_fingerprint"]
