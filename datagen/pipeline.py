@@ -225,16 +225,24 @@ def _open_previous(out: Path, manifest: dict, overwrite: bool) -> dict | None:
 
 
 def _verified_shards(out: Path, previous: dict | None, chunks: list[Chunk]) -> dict[int, dict]:
-    """Shards of the previous run that match a planned chunk and whose files check out."""
+    """Shards of the previous run whose files check out and that still fit the plan.
+
+    A shard fits when it covers its planned chunk (same start, same or later end) or lies beyond the
+    planned seeds, so rerunning with a smaller ``--limit`` never deletes rows already written.
+    """
     if previous is None:
         return {}
-    planned = {chunk.index: list(chunk.seed_range) for chunk in chunks}
+    planned = {chunk.index: chunk.seed_range for chunk in chunks}
+
+    def fits(shard: dict) -> bool:
+        start, end = shard["seed_range"]
+        want = planned.get(shard["index"])
+        return want is None or (want[0] == start and want[1] <= end)
+
     return {
         shard["index"]: shard
         for shard in previous.get("shards", [])
-        if planned.get(shard["index"]) == shard["seed_range"]
-        and verify_file(out, shard["data"])
-        and verify_file(out, shard["rejects"])
+        if fits(shard) and verify_file(out, shard["data"]) and verify_file(out, shard["rejects"])
     }
 
 

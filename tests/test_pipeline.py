@@ -120,6 +120,14 @@ def test_larger_limit_extends_a_finished_run(tmp_path, seed_file):
     assert summary.shards_skipped == 1 and summary.rows == 10 and len(engine.batches) == 2
 
 
+def test_smaller_limit_on_a_finished_run_loses_nothing(tmp_path, seed_file):
+    run(config(), seed_file, tmp_path / "out")
+    before = read_rows(tmp_path / "out").to_pylist()
+    summary, engine = run(config(limit=6), seed_file, tmp_path / "out")
+    assert summary.already_complete and engine.batches == []
+    assert read_rows(tmp_path / "out").to_pylist() == before
+
+
 def test_n_samples_give_distinct_ids(tmp_path, seed_file):
     class TwoSamples(FakeEngine):
         def generate(self, requests):
