@@ -105,13 +105,11 @@ def export_command(
 ) -> None:
     """Export generated rows for other trainers."""
     from datagen.export import export_ngcse_jsonl
-    from datagen.seeds import read_seeds
 
     try:
         if fmt != "ngcse-jsonl":
             raise DatagenError(f"unknown export format '{fmt}'; use --format ngcse-jsonl")
-        sentences = [s.text for s in read_seeds(plain) if not s.problem] if plain else None
-        count = export_ngcse_jsonl(out, dest, plain=sentences)
+        count = export_ngcse_jsonl(out, dest, plain=plain)
     except DatagenError as error:
         fail(error)
     console.print(f"wrote {count} lines to {dest}")

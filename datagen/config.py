@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +20,7 @@ from datagen.errors import ConfigError
 # Bump when the Parquet columns or manifest layout change: old outputs are then refused.
 SCHEMA_VERSION = 1
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 Task = Literal["nli", "sts"]
 Mode = Literal["separate", "joint"]
 EngineName = Literal["vllm", "openai"]
@@ -94,12 +95,17 @@ class GenerateConfig(Frozen):
     validation: ValidationConfig = ValidationConfig()
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> GenerateConfig:
-    """Build a config from an optional YAML file plus flag overrides.
+def load_section(
+    model: type[ModelT], path: str | Path | None, section: str, overrides: dict[str, Any]
+) -> ModelT:
+    """Validate ``model`` from a YAML file's ``section`` (or its top level) plus flag overrides.
 
     Args:
+        model: The frozen pydantic config class to build.
         path: YAML file (e.g. ``pipelines/sts.yaml``) or None.
-        overrides: Dotted keys (``"sampling.temperature"``) to values; ``None`` values are ignored.
+        section: Key of the section to read (``"generate"``, ``"train"``); the top level if absent.
+        overrides: Keys, dotted for nested ones (``"sampling.temperature"``), to values; ``None``
+            and empty sequences (flags not given) are ignored.
 
     Raises:
         ConfigError: unreadable YAML or values that fail validation.
@@ -107,14 +113,14 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> GenerateC
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}; pass a valid YAML file to --config") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a YAML mapping of keys to values")
-        data = loaded.get("generate", loaded)
+        data = dict(loaded.get(section, loaded))
     for dotted, value in overrides.items():
-        if value is None:
+        if value is None or value == () or value == []:
             continue
         node = data
         *parents, leaf = dotted.split(".")
@@ -122,11 +128,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> GenerateC
             node = node.setdefault(key, {})
         node[leaf] = value
     try:
-        return GenerateConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid config value for '{where}': {first['msg']}; fix it in the YAML or the flag") from exc
+        where = ".".join(str(p) for p in first["loc"]) or section
+        raise ConfigError(f"invalid {section} setting '{where}': {first['msg']}; fix it in the YAML or the flag") from exc
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> GenerateConfig:
+    """The generation config from an optional YAML file (``generate:`` section) plus flag overrides."""
+    return load_section(GenerateConfig, path, "generate", overrides)
 
 
 def fingerprint(payload: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from datagen.errors import InputError, StorageError
+from datagen.seeds import read_seeds
 from datagen.shards import read_manifest, read_rows
 
 # The paper's train.py keys: "5" is the most similar tier, "0" the least; unused keys are "".
@@ -31,8 +32,11 @@ def plain_ngcse_record(sentence: str) -> dict:
     return {"sentence": sentence, **{key: "" for key in NGCSE_KEYS}, "split": "other"}
 
 
-def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: list[str] | None = None) -> int:
+def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path | None = None) -> int:
     """Write every data row of ``out`` (plus optional plain sentences) as NGCSE JSONL.
+
+    Args:
+        plain: A seed file (.txt/.jsonl/.parquet) of unlabeled sentences; unusable rows are skipped.
 
     Returns:
         Number of lines written.
@@ -47,7 +51,8 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: list[str] | 
         raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen nli/sts run")
     rows = read_rows(out, "data").to_pylist()
     records = [to_ngcse_record(row, manifest["task"]) for row in rows]
-    records += [plain_ngcse_record(sentence) for sentence in plain or []]
+    if plain is not None:
+        records += [plain_ngcse_record(seed.text) for seed in read_seeds(plain) if not seed.problem]
     tmp = dest.with_name(dest.name + ".tmp")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

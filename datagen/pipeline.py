@@ -106,7 +106,7 @@ def generate(
     return summary
 
 
-def _resume(out: Path, manifest: dict, chunks: list["Chunk"], overwrite: bool, summary: RunSummary) -> list["Chunk"]:
+def _resume(out: Path, manifest: dict, chunks: list[Chunk], overwrite: bool, summary: RunSummary) -> list[Chunk]:
     """Keep the verified shards of an earlier run of this config, drop everything else; return chunks to do."""
     previous = _open_previous(out, manifest, overwrite)
     done = _verified_shards(out, previous, chunks)

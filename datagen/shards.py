@@ -83,18 +83,21 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
     final = out / relative
     tmp = final.with_name(final.name + ".tmp")
     schema = schema.with_metadata({key: json.dumps(value, default=str) for key, value in metadata.items()})
+    # Serialise in memory (a shard is small), so the checksum comes from the bytes written, not a re-read.
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer, compression="zstd")
+    blob = buffer.getvalue().to_pybytes()
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=schema)
         with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+            handle.write(blob)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {final}: {exc.strerror or exc}; free disk space or choose another --out") from exc
-    return WrittenFile(relative, len(rows), final.stat().st_size, file_sha256(final))
+    return WrittenFile(relative, len(rows), len(blob), hashlib.sha256(blob).hexdigest())
 
 
 def file_sha256(path: Path) -> str:

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from datagen.config import Frozen
+from datagen.config import Frozen, load_section
 from datagen.encoders import DEFAULT_ENCODER, is_local, resolve_encoder
 from datagen.errors import ConfigError, InputError
 from datagen.losses.ngcse import NGCSELoss
@@ -94,22 +93,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any]) -> Tra
     Raises:
         ConfigError: unreadable YAML or invalid values.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read train config {path}: {exc}; pass a valid YAML file") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"train config {path} must be a YAML mapping")
-        data = dict(loaded.get("train", loaded))
-    data.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"invalid train setting '{where}': {first['msg']}; fix the YAML or the flag") from exc
+    return load_section(TrainConfig, path, "train", overrides)
 
 
 @dataclass
