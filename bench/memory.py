@@ -1,0 +1,94 @@
+"""Benchmark: resident memory of the pipeline (outside the engine) at 1k, 10k and 100k rows.
+
+The engine here is a *cheap fake* (``tests/fakes.py``'s ``FakeEngine``): it returns fixed, valid
+JSON for every request instantly, so what is measured is datagen's own memory — seed reading,
+rendering, parsing, validation, duplicate tracking, Parquet shards and the manifest — not vLLM's.
+Each size runs in a fresh subprocess and reports its peak RSS (``VmHWM``) and final RSS (``VmRSS``).
+
+    .venv/bin/python bench/memory.py [--sizes 1000,10000,100000] [--task sts] [--shard-rows 64]
+
+Prints peak RSS per size and the spread relative to the smallest run (target: flat within ±10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def read_status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def write_synthetic_seeds(path: Path, count: int) -> None:
+    """``count`` distinct Wikipedia-length sentences (the fake engine's outputs echo them, so all are unique)."""
+    words = "river valley station museum bridge orchestra novel harbour festival village tower garden".split()
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(count):
+            picked = " ".join(words[(i >> shift) % len(words)] for shift in (0, 3, 6, 9))
+            handle.write(f"Site {i} near the {picked} was opened to the public in {1800 + i % 200} by the council.\n")
+
+
+def child(size: int, task: str, shard_rows: int) -> None:
+    """Run one generation with the fake engine and print a JSON line with the memory figures."""
+    sys.path.insert(0, str(REPO))
+    from datagen.config import load_config
+    from datagen.pipeline import generate
+    from tests.fakes import FakeEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds = Path(tmp) / "seeds.txt"
+        write_synthetic_seeds(seeds, size)
+        config = load_config(REPO / "pipelines" / f"{task}.yaml", {"shard_rows": shard_rows})
+        rss_before = read_status_kib("VmRSS")
+        started = time.perf_counter()
+        summary = generate(config, seeds, Path(tmp) / "out", engine_factory=lambda c, m: FakeEngine(task))
+        seconds = time.perf_counter() - started
+        result = {
+            "size": size, "rows": summary.rows, "rejects": summary.rejects, "seconds": seconds,
+            "rss_before_mib": rss_before / 1024, "rss_after_mib": read_status_kib("VmRSS") / 1024,
+            "peak_mib": read_status_kib("VmHWM") / 1024,
+        }
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--task", default="sts", choices=["nli", "sts"])
+    parser.add_argument("--shard-rows", type=int, default=64, help="the pipelines/ default is 64")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.task, args.shard_rows)
+        return
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        cmd = [sys.executable, __file__, "--child", str(size), "--task", args.task, "--shard-rows", str(args.shard_rows)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    base = results[0]["peak_mib"]
+    print(f"\nengine: FakeEngine (fixed valid JSON, returned instantly) - pipeline memory only; "
+          f"task={args.task} mode=joint shard_rows={args.shard_rows}; each size in a fresh process")
+    print(f"{'rows':>8} {'accepted':>9} {'seconds':>8} {'rows/s':>8} {'RSS before':>11} {'RSS after':>10} "
+          f"{'peak RSS':>9} {'vs 1st':>7}")
+    for r in results:
+        print(f"{r['size']:>8} {r['rows']:>9} {r['seconds']:>8.1f} {r['size'] / r['seconds']:>8.0f} "
+              f"{r['rss_before_mib']:>9.1f}Mi {r['rss_after_mib']:>8.1f}Mi {r['peak_mib']:>7.1f}Mi "
+              f"{r['peak_mib'] / base - 1:>+7.1%}")
+    spread = max(r["peak_mib"] for r in results) / min(r["peak_mib"] for r in results) - 1
+    print(f"peak RSS spread (max/min - 1): {spread:.1%} (target <= 10%)")
+
+
+if __name__ == "__main__":
+    main()
