@@ -7,6 +7,7 @@ so the models stay plain data and every check is configurable.
 from __future__ import annotations
 
 import re
+import unicodedata
 from difflib import SequenceMatcher
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
@@ -15,19 +16,35 @@ from pydantic_core import PydanticCustomError
 from datagen.config import ValidationConfig
 
 _PREAMBLE = re.compile(
-    r"^(sure|certainly|of course|okay|ok|here is|here's|here are|below is|the (new )?sentence is)\b", re.IGNORECASE
+    r"^(sure|certainly|of course|okay|ok|here is|here's|here are|below is|the (new |rewritten )?sentence is|"
+    r"the answer is)\b",
+    re.IGNORECASE,
 )
+# A label such as "Hypothesis:", "**Positive sentence:**" or "## Negative -" (markdown bold/heading allowed).
 _LABEL = re.compile(
-    r"^(hypothesis|premise|entailment|contradiction|positive|intermediate|negative|sentence|output|answer|"
-    r"paraphrase|rewritten|rewrite|result)\s*[:\-]",
+    r"^[\s*_#>]*(hypothesis|premise|entailment|contradiction|positive|intermediate|negative|sentence|output|"
+    r"answer|paraphrase|rewritten|rewrite|result)( sentence| version| example)?\s*[*_]*\s*(:|-\s|–|—)",
     re.IGNORECASE,
 )
+# Chat-assistant talk anywhere in the text, not only at the start.
+_CHATTER = re.compile(
+    r"\b(i hope this helps|hope this helps|let me know if|feel free to|as requested|here is the (paraphrase|"
+    r"sentence|rewrite)|note that this sentence)\b",
+    re.IGNORECASE,
+)
+# Refusal phrases. Matched only when the anchor does not use them itself ("I'm sorry I was late.").
 _REFUSAL = re.compile(
-    r"\b(i'?m sorry|i am sorry|i cannot|i can't|i can not|as an ai|i'?m unable|i am unable|cannot assist|"
-    r"can't help)\b",
+    r"\b(i'?m sorry|i am sorry|i apologi[sz]e|as an ai|as a language model|i'?m unable to|i am unable to|"
+    r"i (cannot|can'?t|can not|won'?t) (help|assist|provide|comply|fulfil|fulfill|create|generate|complete|"
+    r"rewrite|paraphrase|write|do that)|cannot assist|can'?t help with)\b",
     re.IGNORECASE,
 )
-_LIST_MARKER = re.compile(r"^(\d+[.)]|[-*•])\s")
+_LIST_MARKER = re.compile(r"^(\d+[.)]|[-*•+]|[a-z][.)])\s", re.IGNORECASE)
+# Characters that never belong in a training sentence: C0/C1 controls, the replacement character
+# (undecodable bytes), lone surrogates, private use, and bidi overrides that reorder displayed text.
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ufffd\ud800-\udfff\ue000-\uf8ff\u202a-\u202e\u2066-\u2069]")
+# A word 3-gram seen this often in one sentence is a decoding loop ("a dog runs a dog runs a dog runs").
+_MAX_NGRAM_REPEATS = 2
 
 
 def normalise(text: str) -> str:
@@ -64,8 +81,11 @@ def _settings(info: ValidationInfo) -> ValidationConfig:
     return info.context if isinstance(info.context, ValidationConfig) else ValidationConfig()
 
 
-def check_sentence(text: str, settings: ValidationConfig) -> None:
+def check_sentence(text: str, settings: ValidationConfig, anchor: str = "") -> None:
     """Reject a single generated sentence that is not a clean sentence.
+
+    Args:
+        anchor: The seed; a phrase the anchor itself uses ("I'm sorry") is not held against the output.
 
     Raises:
         PydanticCustomError: with the reason code as its type.
@@ -76,14 +96,44 @@ def check_sentence(text: str, settings: ValidationConfig) -> None:
         raise _fail("too_short", f"shorter than {settings.min_chars} characters")
     if len(text) > settings.max_chars:
         raise _fail("too_long", f"longer than {settings.max_chars} characters")
-    if "\ufffd" in text or any(ord(c) < 32 for c in text):
-        raise _fail("bad_characters", "contains control or undecodable characters")
-    if _REFUSAL.search(text):
+    if _BAD_CHARS.search(text):
+        raise _fail("bad_characters", "contains control, bidi-override or undecodable characters")
+    if _REFUSAL.search(text) and not _REFUSAL.search(anchor):
         raise _fail("refusal", "looks like a refusal")
-    if _PREAMBLE.match(text) or _LABEL.match(text) or _LIST_MARKER.match(text):
-        raise _fail("meta_text", "starts with a preamble, label or list marker")
+    if _PREAMBLE.match(text) or _LABEL.match(text) or _LIST_MARKER.match(text) or _CHATTER.search(text):
+        raise _fail("meta_text", "starts with a preamble, label or list marker, or talks to the user")
     if not any(c.isalpha() for c in text):
         raise _fail("no_words", "contains no letters")
+    if _is_repetitive(text):
+        raise _fail("repetition", "repeats the same words over and over")
+    if _script(anchor) not in {"NONE", _script(text)}:
+        raise _fail("wrong_language", f"written in {_script(text)} script, the anchor in {_script(anchor)}")
+
+
+def _is_repetitive(text: str) -> bool:
+    words = normalise(text).split()
+    counts: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - 2):
+        gram = tuple(words[i : i + 3])
+        counts[gram] = counts.get(gram, 0) + 1
+        if counts[gram] > _MAX_NGRAM_REPEATS:
+            return True
+    return False
+
+
+def _script(text: str) -> str:
+    """The writing system most letters of ``text`` belong to ("LATIN", "CJK", "CYRILLIC", ...).
+
+    Scripts, not languages: a French paraphrase of an English seed passes (telling them apart needs
+    a language model); a Chinese one, the usual slip of small instruction models, does not.
+    """
+    counts: dict[str, int] = {}
+    for char in text:
+        if char.isalpha():
+            name = unicodedata.name(char, "UNKNOWN").split()[0]
+            script = "CJK" if name in {"CJK", "HIRAGANA", "KATAKANA", "HANGUL"} else name
+            counts[script] = counts.get(script, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else "NONE"
 
 
 class _Row(BaseModel):
@@ -95,7 +145,7 @@ class _Row(BaseModel):
     @classmethod
     def _clean_sentence(cls, value: str, info: ValidationInfo) -> str:
         if info.field_name != "anchor":
-            check_sentence(value, _settings(info))
+            check_sentence(value, _settings(info), str(info.data.get("anchor", "")))
         return value
 
     def outputs(self) -> dict[str, str]:

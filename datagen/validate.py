@@ -20,6 +20,20 @@ from datagen.seeds import Seed
 from datagen.tasks import output_fields
 
 
+# Every reason code a reject can carry, by stage. Tests hold every outcome to this set.
+PARSE_REASONS = frozenset({"empty", "multiple_lines", "unparseable_json", "wrong_keys", "wrong_value_type", "bad_characters"})
+RECORD_REASONS = frozenset({
+    "empty", "too_short", "too_long", "bad_characters", "refusal", "meta_text", "no_words", "repetition",
+    "wrong_language", "copies_anchor", "copies_other_output", "intermediate_not_shorter",
+})
+ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
+SEED_REASONS = frozenset({
+    "seed_empty", "seed_has_nul", "seed_too_long", "seed_not_text", "seed_bad_json", "seed_missing_field",
+    "duplicate_anchor",
+})
+REJECT_REASONS = PARSE_REASONS | RECORD_REASONS | ROW_REASONS | SEED_REASONS
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What every row of a run shares (provenance columns)."""
@@ -86,9 +100,8 @@ def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateCo
             return name, "engine_error", completion.finish_reason
         if completion.finish_reason == "length":
             return name, "truncated", completion.finish_reason
-        parsed: Parsed = (
-            parse_json_object(completion.text, fields) if name == "joint" else parse_sentence(completion.text, name)
-        )
+        text = completion.text or ""
+        parsed: Parsed = parse_json_object(text, fields) if name == "joint" else parse_sentence(text, name)
         if not parsed.ok:
             return name, parsed.reason, completion.finish_reason
         values.update(parsed.values)
@@ -100,6 +113,16 @@ def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateCo
         stage = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
         return stage, error["type"], "stop"
     return record.outputs()
+
+
+def raw_json(raw: dict) -> str:
+    """The LLM's texts as JSON, readable where possible; lone surrogates (not writable as UTF-8) are escaped."""
+    text = json.dumps(raw, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(raw)  # \udcxx escapes: still valid JSON that loads back to the same strings
+    return text
 
 
 def _row(ctx: RunContext, seed: Seed, sample_index: int, outputs: dict[str, str], samples: dict[str, Completion]) -> dict:
@@ -125,7 +148,7 @@ def _reject(
         "anchor": seed.text,
         "stage": stage,
         "reason": reason,
-        "raw": json.dumps(raw, ensure_ascii=False),
+        "raw": raw_json(raw),
         "finish_reason": finish_reason,
         "model": ctx.model,
         "template_sha": ctx.template_sha,
