@@ -29,11 +29,12 @@ class SharedEngine:
 
     def __init__(self, engine):
         self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.tokens = 0
+        self.tokens = self.prompt_tokens = 0
 
     def generate(self, requests):
         completions = self.engine.generate(requests)
         self.tokens += sum(c.completion_tokens for c in completions)
+        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
         return completions
 
     def close(self):
@@ -50,7 +51,7 @@ def run_raw(llm, params, conversations) -> tuple[float, int]:
 def run_datagen(config, seeds: Path, shared: SharedEngine):
     from datagen.pipeline import generate
 
-    shared.tokens = 0
+    shared.tokens = shared.prompt_tokens = 0
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds, Path(out), engine_factory=lambda c, m: shared)
@@ -70,19 +71,20 @@ def bench_mode(task: str, mode: str, seeds: Path, limit: int, repeats: int, engi
     params = [engine._sampling_params(r) for r in requests]  # the exact SamplingParams datagen sends
     shared = SharedEngine(engine)
     run_raw(engine._llm, params[:8], conversations[:8])  # warm the prefix cache for both sides
-    raw_rates, datagen_rates, summary = [], [], None
+    raw_rates, datagen_rates, summary, prompt_tokens = [], [], None, 0
     for _ in range(repeats):
         seconds, tokens = run_raw(engine._llm, params, conversations)
         raw_rates.append(tokens / seconds)
         seconds, tokens, summary = run_datagen(config, seeds, shared)
         datagen_rates.append(tokens / seconds)
-        datagen_seconds = seconds
+        datagen_seconds, prompt_tokens = seconds, shared.prompt_tokens
     raw, ours = statistics.median(raw_rates), statistics.median(datagen_rates)
     total = summary.rows + summary.rejects
     return {
         "mode": mode, "requests": len(requests), "raw_tok_s": raw, "datagen_tok_s": ours, "ratio": ours / raw,
         "rows": summary.rows, "rows_s": summary.rows / datagen_seconds, "reject_rate": summary.rejects / total,
-        "reasons": summary.reject_reasons,
+        "reasons": summary.reject_reasons, "prompt_tokens_per_row": prompt_tokens / max(summary.rows, 1),
+        "prompt_tokens_per_seed": prompt_tokens / max(total, 1),
     }
 
 
@@ -106,10 +108,12 @@ def main() -> None:
     engine = VLLMEngine(resolve_model(args.model), sampling=config.sampling, settings=config.vllm)
     results = [bench_mode(args.task, mode, args.seeds, args.limit, args.repeats, engine) for mode in ("separate", "joint")]
     print(f"\ntask={args.task} model={args.model} seeds={args.limit} repeats={args.repeats} (median)")
-    print(f"{'mode':<9} {'requests':>8} {'raw tok/s':>10} {'datagen tok/s':>14} {'ratio':>6} {'rows/s':>7} {'reject':>7}  reasons")
+    print(f"{'mode':<9} {'requests':>8} {'raw tok/s':>10} {'datagen tok/s':>14} {'ratio':>6} {'rows/s':>7} {'reject':>7} "
+          f"{'prompt tok/seed':>15} {'prompt tok/row':>14}  reasons")
     for r in results:
         print(f"{r['mode']:<9} {r['requests']:>8} {r['raw_tok_s']:>10.1f} {r['datagen_tok_s']:>14.1f} "
-              f"{r['ratio']:>6.3f} {r['rows_s']:>7.2f} {r['reject_rate']:>7.1%}  {r['reasons']}")
+              f"{r['ratio']:>6.3f} {r['rows_s']:>7.2f} {r['reject_rate']:>7.1%} {r['prompt_tokens_per_seed']:>15.0f} "
+              f"{r['prompt_tokens_per_row']:>14.0f}  {r['reasons']}")
 
 
 if __name__ == "__main__":
