@@ -41,8 +41,11 @@ _REFUSAL = re.compile(
 )
 _LIST_MARKER = re.compile(r"^(\d+[.)]|[-*•+]|[a-z][.)])\s", re.IGNORECASE)
 # Characters that never belong in a training sentence: C0/C1 controls, the replacement character
-# (undecodable bytes), lone surrogates, private use, and bidi overrides that reorder displayed text.
-_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ufffd\ud800-\udfff\ue000-\uf8ff\u202a-\u202e\u2066-\u2069]")
+# (undecodable bytes), lone surrogates, private use, bidi overrides that reorder displayed text, and
+# invisible zero-width space / BOM that split words for a tokenizer but not for a reader.
+_BAD_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ufffd\ud800-\udfff\ue000-\uf8ff\u202a-\u202e\u2066-\u2069\u200b\ufeff]"
+)
 # A word 3-gram seen this often in one sentence is a decoding loop ("a dog runs a dog runs a dog runs").
 _MAX_NGRAM_REPEATS = 2
 
@@ -98,7 +101,7 @@ def check_sentence(text: str, settings: ValidationConfig, anchor: str = "") -> N
         raise _fail("too_long", f"longer than {settings.max_chars} characters")
     if _BAD_CHARS.search(text):
         raise _fail("bad_characters", "contains control, bidi-override or undecodable characters")
-    if _REFUSAL.search(text) and not _REFUSAL.search(anchor):
+    if looks_like_refusal(text, anchor):
         raise _fail("refusal", "looks like a refusal")
     if _PREAMBLE.match(text) or _LABEL.match(text) or _LIST_MARKER.match(text) or _CHATTER.search(text):
         raise _fail("meta_text", "starts with a preamble, label or list marker, or talks to the user")
@@ -108,6 +111,11 @@ def check_sentence(text: str, settings: ValidationConfig, anchor: str = "") -> N
         raise _fail("repetition", "repeats the same words over and over")
     if _script(anchor) not in {"NONE", _script(text)}:
         raise _fail("wrong_language", f"written in {_script(text)} script, the anchor in {_script(anchor)}")
+
+
+def looks_like_refusal(text: str, anchor: str = "") -> bool:
+    """True when ``text`` refuses the task (and the anchor does not itself use refusal words)."""
+    return bool(_REFUSAL.search(text)) and not _REFUSAL.search(anchor)
 
 
 def _is_repetitive(text: str) -> bool:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from datagen.config import GenerateConfig
 from datagen.engines.base import Completion
 from datagen.parse import Parsed, parse_json_object, parse_sentence
-from datagen.records import RECORD_TYPES, normalise
+from datagen.records import RECORD_TYPES, looks_like_refusal, normalise
 from datagen.seeds import Seed
 from datagen.tasks import output_fields
 
@@ -103,7 +103,9 @@ def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateCo
         text = completion.text or ""
         parsed: Parsed = parse_json_object(text, fields) if name == "joint" else parse_sentence(text, name)
         if not parsed.ok:
-            return name, parsed.reason, completion.finish_reason
+            # "I'm sorry, I can't ..." instead of JSON (or over several lines) is a refusal, not a format slip.
+            reason = "refusal" if looks_like_refusal(text, seed.text) else parsed.reason
+            return name, reason, completion.finish_reason
         values.update(parsed.values)
     record_type = RECORD_TYPES[config.task]
     try:
