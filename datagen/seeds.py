@@ -9,6 +9,8 @@ can reject it with a reason instead of losing it.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,22 @@ from datagen.errors import InputError
 # A seed is one sentence; anything longer is a paragraph or garbage and would blow the context.
 MAX_SEED_CHARS = 2000
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".parquet")
+# Only these end a line. str.splitlines() also splits at U+2028, \x0c, \x1c.. which may sit inside a
+# sentence or a JSON string, and would cut one seed in two.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Control characters other than whitespace (and lone surrogates from JSON escapes) cannot go into a prompt
+# or a Parquet string as they are.
+_BAD_CHARS = re.compile("[\x01-\x08\x0e-\x1f\x7f\ud800-\udfff]")
+_CONTROL_BYTES = frozenset(range(0, 9)) | frozenset(range(14, 32)) | {127}
+# Share of control bytes (with at least one NUL) in the first 8 KiB above which a file is binary, not
+# text with a few bad rows: UTF-16 text is ~50% NUL, a stray NUL in a text line is well under 1%.
+_BINARY_SHARE = 0.10
+_HINTS = {
+    "seed_missing_field": "pass --column NAME with the field that holds the sentence",
+    "seed_bad_json": "a .jsonl file needs one JSON object per line",
+    "seed_not_text": "the column must hold strings; pass --column NAME",
+    "seed_too_long": f"a seed is one sentence of at most {MAX_SEED_CHARS} characters",
+}
 
 
 @dataclass(frozen=True)
@@ -42,15 +60,26 @@ def read_seeds(path: str | Path, *, column: str = "text", limit: int | None = No
     """
     path = Path(path)
     _check_file(path)
-    if path.suffix == ".parquet":
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
         seeds = _read_parquet(path, column)
-    elif path.suffix == ".jsonl":
+    elif suffix == ".jsonl":
         seeds = _read_jsonl(path, column)
     else:
         seeds = _read_lines(path)
     if not seeds:
         raise InputError(f"seed file {path} holds no sentences; put one sentence per line (or per JSONL record)")
+    _check_usable(path, seeds)
     return seeds[:limit] if limit else seeds
+
+
+def _check_usable(path: Path, seeds: list[Seed]) -> None:
+    """A file with records but not one usable seed is a wrong file or a wrong --column, not bad rows."""
+    if any(seed.problem is None for seed in seeds):
+        return
+    problem, count = Counter(seed.problem for seed in seeds).most_common(1)[0]
+    hint = _HINTS.get(problem or "", "check the file")
+    raise InputError(f"seed file {path} has no usable seed ({count} of {len(seeds)} records: {problem}); {hint}")
 
 
 def _check_file(path: Path) -> None:
@@ -58,56 +87,80 @@ def _check_file(path: Path) -> None:
         raise InputError(f"seed file {path} does not exist; pass an existing file to --seeds")
     if path.is_dir():
         raise InputError(f"seed path {path} is a directory; pass a .txt, .jsonl or .parquet file to --seeds")
-    if path.suffix not in SUPPORTED_SUFFIXES and path.suffix != "":
+    if not path.is_file():
+        raise InputError(f"seed path {path} is not a regular file; pass a .txt, .jsonl or .parquet file to --seeds")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES and path.suffix != "":
         raise InputError(f"seed file {path} has an unsupported type '{path.suffix}'; use .txt, .jsonl or .parquet")
     if path.stat().st_size == 0:
         raise InputError(f"seed file {path} is empty; put one sentence per line")
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read seed file {path}: {exc.strerror or exc}; check its permissions") from exc
+
+
 def _decode_text(path: Path) -> str:
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192] and path.suffix != ".parquet":
-        raise InputError(f"seed file {path} looks binary (NUL bytes); pass a UTF-8 text file")
+    raw = _read_bytes(path)
+    if raw.startswith(b"PAR1"):
+        raise InputError(f"seed file {path} is a Parquet file; give it the .parquet suffix and pass --column")
+    sample = raw[:8192]
+    if b"\x00" in sample and sum(byte in _CONTROL_BYTES for byte in sample) > _BINARY_SHARE * len(sample):
+        raise InputError(
+            f"seed file {path} looks binary (NUL bytes); pass a UTF-8 text file "
+            "(UTF-16 text: iconv -f utf-16 -t utf-8)"
+        )
     try:
         text = raw.decode("utf-8-sig")  # -sig drops a BOM that editors on Windows add
     except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
         raise InputError(
-            f"seed file {path} is not valid UTF-8 (byte {exc.start}); re-encode it, e.g. iconv -f latin1 -t utf-8"
+            f"seed file {path} is not valid UTF-8 (line {line}, byte {exc.start}); re-encode it, "
+            "e.g. iconv -f latin1 -t utf-8"
         ) from exc
     return text
 
 
 def _make_seed(index: int, text: object) -> Seed:
     if not isinstance(text, str):
-        return Seed(index, "" if text is None else str(text), problem="seed_not_text")
+        return Seed(index, "" if text is None else _printable(str(text))[:MAX_SEED_CHARS], problem="seed_not_text")
     text = " ".join(text.split())  # collapse CR, tabs and runs of spaces
     if not text:
         return Seed(index, text, problem="seed_empty")
     if "\x00" in text:
-        return Seed(index, text.replace("\x00", ""), problem="seed_has_nul")
+        return Seed(index, _printable(text.replace("\x00", ""))[:MAX_SEED_CHARS], problem="seed_has_nul")
+    if _BAD_CHARS.search(text):
+        return Seed(index, _printable(text)[:MAX_SEED_CHARS], problem="seed_bad_characters")
     if len(text) > MAX_SEED_CHARS:
         return Seed(index, text[:MAX_SEED_CHARS], problem="seed_too_long")
     return Seed(index, text)
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates escaped, so a reject can still be written."""
+    return _BAD_CHARS.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
+
+
 def _read_lines(path: Path) -> list[Seed]:
-    lines = [line for line in _decode_text(path).splitlines() if line.strip()]
+    lines = [line for line in _LINE_BREAK.split(_decode_text(path)) if line.strip()]
     return [_make_seed(i, line) for i, line in enumerate(lines)]
 
 
 def _read_jsonl(path: Path, column: str) -> list[Seed]:
     seeds: list[Seed] = []
-    for line in _decode_text(path).splitlines():
+    for line in _decode_text(path).split("\n"):
         if not line.strip():
             continue
         index = len(seeds)
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            seeds.append(Seed(index, line[:MAX_SEED_CHARS], problem="seed_bad_json"))
+            seeds.append(Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_bad_json"))
             continue
         if not isinstance(record, dict) or column not in record:
-            seeds.append(Seed(index, line[:MAX_SEED_CHARS], problem="seed_missing_field"))
+            seeds.append(Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_missing_field"))
             continue
         seeds.append(_make_seed(index, record[column]))
     return seeds
@@ -124,5 +177,8 @@ def _read_parquet(path: Path, column: str) -> list[Seed]:
         raise InputError(
             f"seed file {path} has no column '{column}' (columns: {', '.join(schema.names)}); pass --column NAME"
         )
-    values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+    try:
+        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+    except Exception as exc:  # a damaged data page surfaces only when read
+        raise InputError(f"seed file {path} cannot be read ({exc}); check or rewrite the Parquet file") from exc
     return [_make_seed(i, value) for i, value in enumerate(values)]

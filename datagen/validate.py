@@ -28,8 +28,8 @@ RECORD_REASONS = frozenset({
 })
 ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
 SEED_REASONS = frozenset({
-    "seed_empty", "seed_has_nul", "seed_too_long", "seed_not_text", "seed_bad_json", "seed_missing_field",
-    "duplicate_anchor",
+    "seed_empty", "seed_has_nul", "seed_bad_characters", "seed_too_long", "seed_not_text", "seed_bad_json",
+    "seed_missing_field", "duplicate_anchor",
 })
 REJECT_REASONS = PARSE_REASONS | RECORD_REASONS | ROW_REASONS | SEED_REASONS
 
