@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from datagen.cli_downstream import register as register_downstream
+from datagen.cli_scoring import register as register_scoring
 from datagen.console import console, fail
 from datagen.errors import DatagenError
 
@@ -194,6 +195,8 @@ def _print_inspection(report: dict) -> None:
 
 # The downstream stage (train / eval / rfd / report / run) adds its own commands.
 register_downstream(app)
+# Scoring and filtering of generated data (score / filter).
+register_scoring(app)
 
 
 def main() -> None:
