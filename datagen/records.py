@@ -135,6 +135,8 @@ def _script(text: str) -> str:
     Scripts, not languages: a French paraphrase of an English seed passes (telling them apart needs
     a language model); a Chinese one, the usual slip of small instruction models, does not.
     """
+    if text.isascii():  # fast path (most rows): every ASCII letter is LATIN; the loop below was 40% of validation
+        return "LATIN" if any(char.isalpha() for char in text) else "NONE"
     counts: dict[str, int] = {}
     for char in text:
         if char.isalpha():

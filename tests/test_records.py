@@ -75,3 +75,13 @@ def test_one_word_hard_negative_is_kept_but_one_word_positive_is_a_copy():
 def test_similarity_ignores_case_and_punctuation():
     assert similarity("A dog, running!", "a dog running") == 1.0
     assert similarity("A dog runs.", "The stock market fell.") < 0.5
+
+
+@pytest.mark.parametrize(
+    "text, script",
+    [("A dog runs.", "LATIN"), ("123 - 456!", "NONE"), ("", "NONE"), ("Café au lait", "LATIN"), ("一只狗在跑 run", "CJK")],
+)
+def test_script_ascii_fast_path_agrees_with_unicode_names(text, script):
+    from datagen.records import _script
+
+    assert _script(text) == script
