@@ -174,14 +174,13 @@ def test_429_honours_retry_after(stub):
     assert time.monotonic() - started >= 0.4  # two waits of the server's 0.2 s, not the 0.01 s backoff
 
 
-def test_retries_exhausted_yield_error_completion_not_exception(stub):
+def test_retries_exhausted_raise_so_the_batch_is_not_written(stub):
+    # A server fault is not the row's fault: a reject would mark the seed done and lose it.
     stub.policy = lambda body, attempt: (
         (503, error_body("overloaded"), {}, 0.0) if body["messages"][-1]["content"] == "bad" else ok(body, attempt)
     )
-    completions = make_engine(stub.base_url, max_retries=2).generate(ask("good", "bad", "good too"))
-    assert [c.request_id for c in completions] == ["r0", "r1", "r2"]
-    assert completions[0].error is None and completions[2].error is None
-    assert completions[1].error == "HTTP 503: overloaded" and completions[1].text == ""
+    with pytest.raises(EngineError, match=r"failed after 2 retries \(HTTP 503: overloaded\).*rerun the same command"):
+        make_engine(stub.base_url, max_retries=2).generate(ask("good", "bad", "good too"))
     assert stub.attempts["bad"] == 3  # first try + max_retries
 
 
@@ -213,12 +212,12 @@ def test_nothing_listening_raises_at_start():
         make_engine(url)
 
 
-def test_connection_lost_after_start_yields_errors():
+def test_connection_lost_after_start_raises_with_the_fix():
     url = f"http://127.0.0.1:{pick_free_port()}/v1"
     config = OpenAIConfig(base_url=url, max_retries=1, timeout_s=2.0)
     engine = OpenAIEngine("m", settings=config, sampling=SamplingConfig(), backoff_initial_s=0.01, probe=False)
-    [completion] = engine.generate(ask("x"))
-    assert completion.error and completion.error.startswith("connection error")
+    with pytest.raises(EngineError, match=f"server at {url} still failed after 1 retries \\(connection error"):
+        engine.generate(ask("x"))
 
 
 def test_concurrency_is_bounded(stub):

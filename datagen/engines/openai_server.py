@@ -6,9 +6,12 @@ in flight (enough to fill a server's batch, not enough to trip rate limits).
 
 Failure policy, from most to least local:
     * 429, 5xx, timeouts, dropped connections: retried with exponential backoff (tenacity),
-      ``max_retries`` times; a request that still fails becomes a ``Completion`` with
-      ``error`` set, and the pipeline turns it into a reject.
-    * 400/422 (e.g. prompt longer than the server's context): not retried, same ``error``.
+      ``max_retries`` times. A request that still fails raises ``EngineError``: these faults
+      belong to the server, not to the row, so the batch is abandoned (the pipeline writes no
+      shard for it) and a rerun resumes once the server is healthy. Turning them into rejects
+      would mark the seeds as done and lose them for good.
+    * 400/422 (e.g. prompt longer than the server's context): not retried; the request becomes
+      a ``Completion`` with ``error`` set, and the pipeline turns it into a reject.
     * 401/403/404 (bad key, unknown model or URL): every request would fail the same way,
       so ``EngineError`` is raised with the fix.
     * nothing listening at ``base_url`` when the engine is created: ``EngineError``.
@@ -130,8 +133,12 @@ class OpenAIEngine:
         except openai.APIStatusError as exc:
             if exc.status_code in FATAL_STATUS:
                 raise EngineError(fatal_status_message(exc, self._settings.base_url, self.model_name)) from exc
+            if is_retryable(exc):
+                raise EngineError(gave_up_message(exc, self._settings)) from exc
             return failed_completions(request.request_id, self._sampling.n, describe_error(exc))
-        except openai.APIError as exc:  # connection / timeout after the last retry
+        except openai.APIError as exc:
+            if is_retryable(exc):  # connection refused / reset, timeout: after the last retry
+                raise EngineError(gave_up_message(exc, self._settings)) from exc
             return failed_completions(request.request_id, self._sampling.n, describe_error(exc))
         return to_completions(request.request_id, response)
 
@@ -208,12 +215,14 @@ def log_retry(state: RetryCallState) -> None:
 def describe_error(exc: BaseException | None) -> str:
     """One line for a failed request: status code and the server's message, no headers."""
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {server_message(exc)}"[:500]
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return f"connection error: {exc.__cause__ or exc}"[:500]
-    return repr(exc)[:500]
+        text = f"HTTP {exc.status_code}: {server_message(exc)}"
+    elif isinstance(exc, openai.APITimeoutError):
+        text = "timeout"
+    elif isinstance(exc, openai.APIConnectionError):
+        text = f"connection error: {exc.__cause__ or exc}"
+    else:
+        text = repr(exc)
+    return " ".join(text.split())[:500]  # a server's multi-line message must not break the one-line error
 
 
 def server_message(exc: openai.APIStatusError) -> str:
@@ -234,6 +243,15 @@ def fatal_status_message(exc: openai.APIStatusError, base_url: str, model_name: 
     return (
         f"{base_url} refused the request (HTTP {exc.status_code}); set the API key in the environment "
         f"variable named by openai.api_key_env"
+    )
+
+
+def gave_up_message(exc: BaseException, settings: OpenAIConfig) -> str:
+    """One line for a server fault that outlasted every retry: what failed, what is kept, what to do."""
+    return (
+        f"the server at {settings.base_url} still failed after {settings.max_retries} retries "
+        f"({describe_error(exc)}); shards already written are kept: bring the server back (or raise "
+        f"openai.max_retries / openai.timeout_s) and rerun the same command to resume"
     )
 
 
