@@ -30,7 +30,7 @@ from datagen.shards import (
     write_shard,
 )
 from datagen.tasks import output_fields
-from datagen.validate import RunContext, ShardResult, judge_seed, reject_unusable_seed
+from datagen.validate import RunContext, SeenOutputs, ShardResult, judge_seed, reject_unusable_seed
 
 EngineFactory = Callable[[GenerateConfig, object], Engine]
 
@@ -255,12 +255,12 @@ def _remove_orphans(out: Path, done: dict[int, dict]) -> None:
                 path.unlink()
 
 
-def _accepted_outputs(out: Path, config: GenerateConfig, done: list[dict]) -> set[str]:
+def _accepted_outputs(out: Path, config: GenerateConfig, done: list[dict]) -> SeenOutputs:
     """Normalised sentences of rows already written, so resumed runs keep rejecting duplicates."""
     import pyarrow.parquet as pq
 
     fields = list(output_fields(config.task))
-    seen: set[str] = set()
+    seen = SeenOutputs()  # digests, not strings: memory stays flat over long runs (bench/memory.py)
     for shard in done:
         table = pq.read_table(out / shard["data"]["path"], columns=fields)
         for name in fields:

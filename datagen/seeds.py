@@ -37,7 +37,7 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: no per-seed __dict__ (100k seeds: 10 MB less)
 class Seed:
     index: int  # ordinal among the file's seed records (blank lines are not seeds)
     text: str
