@@ -32,7 +32,7 @@ def _generate_command(task: str):
         out: Path = typer.Option(..., "--out", help="Output directory (created; resumed if it holds this run)."),
         limit: Optional[int] = typer.Option(None, help="Use only the first N seeds."),
         model: Optional[str] = typer.Option(None, help="Registry name (see `datagen models list`), local folder or hub id."),
-        engine: Optional[str] = typer.Option(None, help="vllm (offline vLLM) or openai (any OpenAI-compatible server)."),
+        engine: Optional[str] = typer.Option(None, help="vllm (offline vLLM), openai (any OpenAI-compatible server) or ray (vLLM replicas via Ray Data)."),
         mode: Optional[str] = typer.Option(None, help="separate: one prompt per output (the paper); joint: one JSON prompt."),
         config: Optional[Path] = typer.Option(None, help=f"YAML config; default pipelines/{task}.yaml."),
         shard_rows: Optional[int] = typer.Option(None, help="Seeds per shard (also the engine batch)."),
@@ -44,6 +44,8 @@ def _generate_command(task: str):
         column: Optional[str] = typer.Option(None, help="Field/column holding the sentence in .jsonl/.parquet seeds."),
         base_url: Optional[str] = typer.Option(None, help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1."),
         concurrency: Optional[int] = typer.Option(None, help="openai engine: requests in flight."),
+        address: Optional[str] = typer.Option(None, help="ray engine: cluster to join (auto or ray://HOST:10001); default: a local instance."),
+        replicas: Optional[int] = typer.Option(None, help="ray engine: vLLM replicas (one per GPU or per tensor-parallel group)."),
         overwrite: bool = typer.Option(False, help="Replace an existing run with a different config in --out."),
     ) -> None:
         from datagen.config import load_config
@@ -58,6 +60,7 @@ def _generate_command(task: str):
                     "sampling.max_tokens": max_tokens, "sampling.n": samples,
                     "templates_dir": str(templates) if templates else None, "seed_column": column,
                     "openai.base_url": base_url, "openai.concurrency": concurrency,
+                    "ray.address": address, "ray.replicas": replicas,
                 },
             )
             with _progress() as (progress, update):

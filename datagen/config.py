@@ -23,7 +23,7 @@ SCHEMA_VERSION = 1
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Task = Literal["nli", "sts"]
 Mode = Literal["separate", "joint"]
-EngineName = Literal["vllm", "openai"]
+EngineName = Literal["vllm", "openai", "ray"]
 
 
 class Frozen(BaseModel):
@@ -67,6 +67,39 @@ class OpenAIConfig(Frozen):
     max_retries: int = Field(6, ge=0)
 
 
+class RayConfig(Frozen):
+    """``--engine ray``: vLLM replicas driven by Ray Data's LLM batch API (``ray.data.llm``).
+
+    The model, dtype, context length, KV cache and prefix caching come from ``vllm:``.
+    """
+
+    # None starts a local Ray instance; "auto" joins the cluster this machine belongs to
+    # (`ray start --head` / `ray start --address`); "ray://HOST:10001" connects through Ray Client.
+    address: str | None = None
+    # vLLM engines running side by side (Ray Data's ``concurrency``). Each one loads the whole model,
+    # so this is the data-parallel width: one per GPU (or per tensor_parallel_size GPUs) on a cluster.
+    # On a CPU machine one replica already uses every core (vLLM's OpenMP threads), so keep 1.
+    replicas: int = Field(1, ge=1)
+    # Rows per Ray Data batch sent to a replica. Ray keeps several batches in flight per replica,
+    # so vLLM still batches across them; smaller batches return finished shards sooner.
+    batch_size: int = Field(16, ge=1)
+    # GPUs per replica (tensor parallelism), for models that do not fit one GPU.
+    tensor_parallel_size: int = Field(1, ge=1)
+    # auto: GPU replicas when the cluster reports GPUs, CPU placement bundles otherwise. Ray Data's
+    # default asks every replica for a GPU and waits forever on a CPU-only cluster.
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    # CPUs reserved per CPU replica. 1 leaves the rest of a small machine to Ray Data's tokenizer and
+    # chat-template stages; vLLM's threads still use every core.
+    cpus_per_replica: int = Field(1, ge=1)
+    # CPUs Ray reserves for each light stage (pre/postprocess, chat template, tokenizer). Whole CPUs
+    # deadlock a 2-CPU instance: measured, those stages held both CPUs and the replica was never placed.
+    stage_cpus: float = Field(0.25, gt=0.0)
+    # Local instance only: CPUs Ray may schedule on (None = all cores) and its object store. Prompts and
+    # completions are small text, so 512 MiB is plenty; Ray's default (30% of RAM) starves vLLM's KV cache.
+    num_cpus: int | None = Field(None, ge=1)
+    object_store_mib: int = Field(512, ge=75)
+
+
 class ValidationConfig(Frozen):
     min_chars: int = Field(8, ge=1)
     max_chars: int = Field(400, ge=1)
@@ -92,6 +125,7 @@ class GenerateConfig(Frozen):
     sampling: SamplingConfig = SamplingConfig()
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
+    ray: RayConfig = RayConfig()
     validation: ValidationConfig = ValidationConfig()
 
 

@@ -12,10 +12,10 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
-from datagen.engines.base import Completion, Engine
+from datagen.engines.base import Completion, Engine, GenerationRequest
 from datagen.errors import ResumeError
 from datagen.prompts import load_templates, render_requests, templates_sha256
 from datagen.records import normalise
@@ -122,9 +122,10 @@ def _generate_chunks(out, pending, engine, templates, config, manifest, seeds, s
     ctx = RunContext(config.task, config.mode, manifest["model"]["name"], manifest["template_sha"])
     seen_outputs = _accepted_outputs(out, config, manifest["shards"])
     duplicate_seeds = find_duplicate_seeds(seeds)
-    for chunk in pending:
-        result = _run_chunk(chunk, engine, templates, config, ctx, seen_outputs, duplicate_seeds)
-        manifest["shards"].append(_write_chunk(out, chunk, result, config, manifest))
+    prepared = (_prepare_chunk(chunk, templates, config, ctx, duplicate_seeds) for chunk in pending)
+    for item, completions in _completed_chunks(engine, prepared):
+        result = _judge_chunk(item, completions, templates, config, ctx, seen_outputs)
+        manifest["shards"].append(_write_chunk(out, item.chunk, result, config, manifest))
         manifest["shards"].sort(key=lambda shard: shard["index"])
         write_manifest(out, _with_counts(out, manifest))
         summary.shards_written += 1
@@ -268,26 +269,55 @@ def _accepted_outputs(out: Path, config: GenerateConfig, done: list[dict]) -> Se
     return seen
 
 
-def _run_chunk(
-    chunk: Chunk,
-    engine: Engine,
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A chunk split into seed rejects (no LLM call) and the rendered requests of its usable seeds."""
+
+    chunk: Chunk
+    usable: tuple[Seed, ...]
+    seed_rejects: tuple[dict, ...]
+    requests: tuple[GenerationRequest, ...]
+
+
+def _prepare_chunk(chunk: Chunk, templates, config: GenerateConfig, ctx: RunContext, duplicate_seeds: set[int]) -> PreparedChunk:
+    usable: list[Seed] = []
+    rejects: list[dict] = []
+    for seed in chunk.seeds:
+        reason = seed.problem or ("duplicate_anchor" if seed.index in duplicate_seeds else None)
+        if reason:
+            rejects.append(reject_unusable_seed(seed, reason, ctx))
+        else:
+            usable.append(seed)
+    requests = render_requests(templates, config.task, config.mode, [(str(s.index), s.text) for s in usable])
+    return PreparedChunk(chunk, tuple(usable), tuple(rejects), tuple(requests))
+
+
+def _completed_chunks(engine: Engine, prepared: Iterable[PreparedChunk]) -> Iterator[tuple[PreparedChunk, list[Completion]]]:
+    """Pair each chunk with its completions: one ``generate`` call per chunk, lazily; or, for an engine
+    with ``generate_batches`` (ray: replicas start once per run), one stream for all chunks, in the
+    order they finish."""
+    stream = getattr(engine, "generate_batches", None)
+    if stream is None:
+        for item in prepared:
+            yield item, engine.generate(item.requests)
+        return
+    prepared = list(prepared)
+    for position, completions in stream([item.requests for item in prepared]):
+        yield prepared[position], completions
+
+
+def _judge_chunk(
+    prepared: PreparedChunk,
+    completions: list[Completion],
     templates,
     config: GenerateConfig,
     ctx: RunContext,
     seen_outputs: set[str],
-    duplicate_seeds: set[int],
 ) -> ShardResult:
     result = ShardResult()
-    usable: list[Seed] = []
-    for seed in chunk.seeds:
-        reason = seed.problem or ("duplicate_anchor" if seed.index in duplicate_seeds else None)
-        if reason:
-            result.rejects.append(reject_unusable_seed(seed, reason, ctx))
-        else:
-            usable.append(seed)
-    requests = render_requests(templates, config.task, config.mode, [(str(s.index), s.text) for s in usable])
-    completions = _group_completions(engine.generate(requests))
-    for seed in usable:
+    result.rejects.extend(prepared.seed_rejects)
+    completions = _group_completions(completions)
+    for seed in prepared.usable:
         per_template = {name: completions[f"{seed.index}/{name}"] for name in templates}
         judge_seed(seed, per_template, config, ctx, seen_outputs, result)
     result.rows.sort(key=lambda row: (row["seed_index"], row["sample_index"]))

@@ -20,6 +20,10 @@ def create_engine(config, model) -> Engine:
         from datagen.engines.openai_server import OpenAIEngine
 
         return OpenAIEngine(model.name, settings=config.openai, sampling=config.sampling)
+    if config.engine == "ray":
+        from datagen.engines.ray_engine import RayEngine
+
+        return RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm, settings=config.ray)
     from datagen.errors import ConfigError
 
-    raise ConfigError(f"unknown engine '{config.engine}'; use vllm or openai")
+    raise ConfigError(f"unknown engine '{config.engine}'; use vllm, openai or ray")
