@@ -20,8 +20,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError as JinjaTemplateError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.config import Mode, Task
 from datagen.engines.base import ChatMessage, GenerationRequest
@@ -103,8 +103,8 @@ def _load_template(env: SandboxedEnvironment, root: Path, relative: str, name: s
     source = path.read_bytes()
     try:
         module = env.get_template(relative).make_module()
-    except (JinjaTemplateError, SecurityError) as exc:
-        raise TemplateError(f"template {path} failed to load: {exc}; fix the template") from exc
+    except Exception as exc:  # a user template can raise anything ({{ 1/0 }}); all of it is a template error
+        raise TemplateError(f"template {path} failed to load: {type(exc).__name__}: {exc}; fix the template") from exc
     shots = getattr(module, "shots", None)
     if not isinstance(shots, (list, tuple)) or not shots:
         raise TemplateError(f"template {path} must define a non-empty `shots` list with {{% set shots = [...] %}}")
@@ -121,5 +121,7 @@ def _call(module: object, macro: str, where: object, *args: object) -> str:
         raise TemplateError(f"template {where} does not define the macro `{macro}`; see prompts/ for the layout")
     try:
         return str(function(*args)).strip()
-    except (JinjaTemplateError, SecurityError, KeyError, TypeError) as exc:
-        raise TemplateError(f"template {where} failed in macro `{macro}`: {exc}; fix the template") from exc
+    except Exception as exc:  # user template code: SecurityError, UndefinedError, ZeroDivisionError, ...
+        raise TemplateError(
+            f"template {where} failed in macro `{macro}`: {type(exc).__name__}: {exc}; fix the template"
+        ) from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
         StorageError: the disk is full or the directory is not writable; no partial file is left.
     """
     relative = f"{kind}/{shard_name(index)}"
-    final = out / relative
+    final = shard_path(out, relative)
     tmp = final.with_name(final.name + ".tmp")
     schema = schema.with_metadata({key: json.dumps(value, default=str) for key, value in metadata.items()})
     # Serialise in memory (a shard is small), so the checksum comes from the bytes written, not a re-read.
@@ -89,7 +90,8 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
     blob = buffer.getvalue().to_pybytes()
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
+        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
+        with open(tmp, "xb") as handle:
             handle.write(blob)
             handle.flush()
             os.fsync(handle.fileno())
@@ -108,10 +110,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# A shard path as the manifest records it: one plain directory name (no "..", no "/"), then part-NNNNN.
+_SHARD_PATH = re.compile(r"[A-Za-z0-9_-]+/part-\d{5,}\.parquet")
+
+
+def shard_path(out: Path, relative: object) -> Path:
+    """``OUT/relative`` for a shard path that stays inside ``OUT``.
+
+    Raises:
+        StorageError: ``relative`` is not ``<dir>/part-NNNNN.parquet`` (``../``, absolute, an edited
+            manifest), or ``<dir>`` is a symbolic link leading out of ``OUT``.
+    """
+    if not isinstance(relative, str) or not _SHARD_PATH.fullmatch(relative):
+        raise StorageError(
+            f"{out}: shard path {relative!r} is not <dir>/part-NNNNN.parquet inside the output directory; the "
+            f"manifest was edited or damaged — delete {out / MANIFEST} to regenerate, or choose another --out"
+        )
+    path = out / relative
+    if path.parent.is_symlink() or (path.parent.exists() and path.parent.resolve() != out.resolve() / path.parent.name):
+        raise StorageError(
+            f"{path.parent} is a symbolic link out of {out}; datagen writes only inside the output directory — "
+            "remove the link or choose another --out"
+        )
+    return path
+
+
 def verify_file(out: Path, written: dict) -> bool:
-    """True when the file exists with the size and sha256 the manifest recorded."""
-    path = out / written["path"]
-    return path.is_file() and path.stat().st_size == written["bytes"] and file_sha256(path) == written["sha256"]
+    """True when the file exists with the size and sha256 the manifest recorded (a symlink never passes).
+
+    Raises:
+        StorageError: the manifest points outside ``OUT`` (see ``shard_path``).
+    """
+    path = shard_path(out, written.get("path"))
+    return (
+        path.is_file()
+        and not path.is_symlink()
+        and path.stat().st_size == written["bytes"]
+        and file_sha256(path) == written["sha256"]
+    )
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -140,7 +176,8 @@ def write_manifest(out: Path, manifest: dict) -> None:
     path = out / MANIFEST
     tmp = path.with_name(MANIFEST + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
+        with open(tmp, "x", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=2, ensure_ascii=False)
             handle.flush()
             os.fsync(handle.fileno())
