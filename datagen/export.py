@@ -49,6 +49,7 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path |
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
         raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen nli/sts run")
+    _check_dest(out, dest)
     rows = read_rows(out, "data").to_pylist()
     records = [to_ngcse_record(row, manifest["task"]) for row in rows]
     if plain is not None:
@@ -56,7 +57,8 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path |
     tmp = dest.with_name(dest.name + ".tmp")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
+        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
+        with open(tmp, "x", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         os.replace(tmp, dest)
@@ -64,3 +66,20 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path |
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {dest}: {exc.strerror or exc}; choose another destination") from exc
     return len(records)
+
+
+def _check_dest(out: Path, dest: Path) -> None:
+    """Refuse a destination that would overwrite the run it exports (its manifest or shard folders).
+
+    Raises:
+        InputError: ``dest`` is a directory, or lies inside ``OUT``'s manifest or shard folders.
+    """
+    if dest.is_dir():
+        raise InputError(f"export destination {dest} is a directory; pass a file name such as train.jsonl")
+    target, root = dest.resolve(), out.resolve()
+    protected = [root / "manifest.json"] + [path for path in root.iterdir() if path.is_dir()]
+    if any(target == path or path in target.parents for path in protected):
+        raise InputError(
+            f"export destination {dest} lies inside the run {out} it exports and would overwrite it; "
+            "write it outside, e.g. --dest train.jsonl"
+        )

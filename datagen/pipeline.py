@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
 from datagen.engines.base import Completion, Engine, GenerationRequest
-from datagen.errors import ResumeError
+from datagen.errors import ResumeError, StorageError
 from datagen.prompts import load_templates, render_requests, templates_sha256
 from datagen.records import normalise
 from datagen.seeds import Seed, read_seeds
@@ -209,7 +209,12 @@ def _new_manifest(config: GenerateConfig, model, templates, all_seeds: list[Seed
 
 
 def _open_previous(out: Path, manifest: dict, overwrite: bool) -> dict | None:
-    previous = read_manifest(out)
+    try:
+        previous = read_manifest(out)
+    except StorageError:
+        if not overwrite:
+            raise
+        previous = {"fingerprint": None}  # unreadable: --overwrite replaces it like any other run
     if previous is None:
         return None
     if previous.get("fingerprint") == manifest["fingerprint"]:

@@ -18,6 +18,7 @@ records the sha256 of every sidecar file and of the data shards it was computed 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import shutil
 import time
@@ -185,16 +186,17 @@ def training_pairs(task: str, rows: dict[str, list[str]]) -> tuple[list[str], li
     return rows["anchor"][:n], rows[positive][:n], flattened[:UNIFORMITY_SENTENCES]
 
 
-_STSB_CACHE: dict[tuple[int, str], dict] = {}
+_STSB_CACHE: dict[tuple[str, str], dict] = {}
 
 
 def stsb_dev_geometry(model: SentenceTransformer, data_dir: Path) -> dict:
     """Alignment and uniformity of STS-B dev under ``model`` (method.md §4 "eval").
 
     Alignment on the pairs with gold >= 4.0; uniformity on the first 1,000 sentences of the pairs with gold >= 4
-    or <= 1, taken pair by pair (s1, s2, s1, s2, ...), as the training stage logs it. Cached per model object.
+    or <= 1, taken pair by pair (s1, s2, s1, s2, ...), as the training stage logs it. Cached per encoder
+    (its weights' path) and data dir, since scoring several datasets measures the same dev set each time.
     """
-    key = (id(model), str(data_dir))
+    key = (_encoder_label(model), str(data_dir))
     if key not in _STSB_CACHE:
         pairs = load_stsb(data_dir, "dev")
         positive = np.flatnonzero(pairs.scores >= 4.0)
@@ -297,7 +299,7 @@ def score_dataset(out: str | Path, *, encoder: str | SentenceTransformer = DEFAU
         shards = [shard for shard in manifest["shards"] if shard["data"]["rows"] > 0]
         if not shards:
             raise InputError(f"{out} holds no rows to score; generate some first (datagen {task} --out {out})")
-        model = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        model = _load_encoder_cached(encoder) if isinstance(encoder, str) else encoder
         tables = [_read_shard(out, shard["data"]["path"], fields) for shard in shards]
         texts = [text for table in tables for name in fields for text in table[name]]
         vectors = encode_unique(model, texts, batch_size=batch_size)
@@ -394,6 +396,12 @@ def _write_sidecar(out: Path, task: str, shards: list[dict], tables: list[dict],
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+@functools.lru_cache(maxsize=2)
+def _load_encoder_cached(name: str) -> SentenceTransformer:
+    """One load per encoder name per process (a Python caller scoring many dirs pays it once)."""
+    return load_encoder(name)
 
 
 def _encoder_label(model) -> str:

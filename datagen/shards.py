@@ -204,7 +204,10 @@ def output_lock(out: Path) -> Iterator[None]:
     Raises:
         StorageError: another live process holds the lock.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {out}: {exc.strerror or exc}; free disk space or choose another --out") from exc
     path = out / LOCK
     _acquire(path)
     try:
@@ -214,7 +217,7 @@ def output_lock(out: Path) -> Iterator[None]:
 
 
 def _acquire(path: Path) -> None:
-    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -223,13 +226,26 @@ def _acquire(path: Path) -> None:
                 path.unlink(missing_ok=True)
                 continue
             raise StorageError(
-                f"{path.parent} is in use by another datagen run ({path.read_text(errors='replace').strip()}); "
-                "wait for it to finish or use another --out"
+                f"{path.parent} is in use by another datagen run ({_lock_owner(path)}); wait for it to finish, "
+                f"use another --out, or delete {path} if no datagen run is using it"
             ) from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(owner, handle)
+        except OSError as exc:
+            raise StorageError(f"cannot create the lock {path}: {exc.strerror or exc}; free disk space or choose another --out") from exc
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(owner)
+        except OSError as exc:  # disk full: an empty lock would only be taken over later, but say why now
+            path.unlink(missing_ok=True)
+            raise StorageError(f"cannot write the lock {path}: {exc.strerror or exc}; free disk space and rerun") from exc
         return
     raise StorageError(f"cannot take the lock {path}; delete it if no datagen run is using {path.parent}")
+
+
+def _lock_owner(path: Path) -> str:
+    try:
+        return " ".join(path.read_text(errors="replace").split())[:200]
+    except OSError:
+        return "owner unknown"
 
 
 def _lock_is_stale(path: Path) -> bool:

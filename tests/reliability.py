@@ -107,3 +107,142 @@ def compare_with_reference(out: Path, reference: Path) -> dict[str, int]:
         counts["lost"] += len(set(want_by_id) - set(got_ids))
         counts["differing"] += sum(1 for row in got if want_by_id.get(row["id"]) != row)
     return counts
+
+
+class ManagedServer:
+    """A real vLLM OpenAI server on a fixed 127.0.0.1 port that a test may SIGKILL and start again."""
+
+    def __init__(self, model_path: str, log_path: Path, *, kv_cache_gib: int = 1) -> None:
+        from datagen.server import pick_free_port
+
+        self.model_path, self.log_path, self.kv_cache_gib = model_path, log_path, kv_cache_gib
+        self.port = pick_free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 400) -> float:
+        """Start the server and wait until it answers; returns the seconds it took."""
+        from datagen.server import build_server_command, wait_until_ready
+
+        command = build_server_command(self.model_path, port=self.port, served_model_name=SERVED_NAME, max_model_len=2048)
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return wait_until_ready(self.proc, self.base_url, self.log_path, timeout_s=timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its engine processes (its own process group), like an OOM kill."""
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        from datagen.server import stop_process_group
+
+        if self.proc is not None:
+            stop_process_group(self.proc)
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real server that injects faults chosen per request.
+
+    ``policy(key, attempt)`` returns ``None`` (forward), ``("status", code, retry_after)``,
+    ``("slow", seconds)`` (wait, then forward) or ``("drop",)`` (close the connection unanswered);
+    ``key`` identifies the prompt, ``attempt`` counts its tries (1 = first).
+    """
+
+    def __init__(self, upstream: str, policy=None) -> None:
+        import threading
+        from collections import Counter
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        self.upstream = upstream.rstrip("/")
+        self.policy = policy or (lambda key, attempt: None)
+        self.attempts: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.forwarded = 0
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=600)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._reply(proxy._http.get(proxy._target(self.path)))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                action = proxy._decide(body)
+                if action and action[0] == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if action and action[0] == "status":
+                    payload = json.dumps({"error": {"message": f"injected {action[1]}", "type": "server_error"}})
+                    headers = {"Retry-After": str(action[2])} if action[2] is not None else {}
+                    self._send(action[1], payload.encode(), "application/json", headers)
+                    return
+                if action and action[0] == "slow":
+                    import time
+
+                    time.sleep(action[1])
+                upstream = proxy._http.post(proxy._target(self.path), content=body,
+                                            headers={"Content-Type": "application/json"})
+                with proxy._lock:
+                    proxy.forwarded += 1
+                self._reply(upstream)
+
+            def _reply(self, response) -> None:
+                self._send(response.status_code, response.content, response.headers.get("content-type", ""), {})
+
+            def _send(self, status: int, data: bytes, content_type: str, headers: dict) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def _target(self, path: str) -> str:
+        return self.upstream + path.removeprefix("/v1")
+
+    def _decide(self, body: bytes):
+        import hashlib
+
+        key = hashlib.sha256(json.dumps(json.loads(body)["messages"]).encode()).hexdigest()
+        with self._lock:
+            self.attempts[key] += 1
+            attempt = self.attempts[key]
+        action = self.policy(key, attempt)
+        if action:
+            with self._lock:
+                self.injected[action[0] if action[0] != "status" else f"http_{action[1]}"] += 1
+        return action
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._http.close()
+
+
+def retry_config(path: Path, *, max_retries: int, timeout_s: float = 300) -> Path:
+    """A --config YAML that changes only the openai engine's retry policy (not part of the fingerprint)."""
+    path.write_text(f"generate:\n  task: sts\n  openai:\n    max_retries: {max_retries}\n    timeout_s: {timeout_s}\n")
+    return path
