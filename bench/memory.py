@@ -46,13 +46,21 @@ def child(size: int, task: str, shard_rows: int) -> None:
     from datagen.pipeline import generate
     from tests.fakes import FakeEngine
 
+    class ForgetfulEngine(FakeEngine):
+        """FakeEngine without its test-only record of every batch (which would grow with the run)."""
+
+        def generate(self, requests):
+            completions = super().generate(requests)
+            self.batches.clear()
+            return completions
+
     with tempfile.TemporaryDirectory() as tmp:
         seeds = Path(tmp) / "seeds.txt"
         write_synthetic_seeds(seeds, size)
         config = load_config(REPO / "pipelines" / f"{task}.yaml", {"shard_rows": shard_rows})
         rss_before = read_status_kib("VmRSS")
         started = time.perf_counter()
-        summary = generate(config, seeds, Path(tmp) / "out", engine_factory=lambda c, m: FakeEngine(task))
+        summary = generate(config, seeds, Path(tmp) / "out", engine_factory=lambda c, m: ForgetfulEngine(task))
         seconds = time.perf_counter() - started
         result = {
             "size": size, "rows": summary.rows, "rejects": summary.rejects, "seconds": seconds,

@@ -175,12 +175,14 @@ class _progress:
 
 def _print_summary(summary) -> None:
     if summary.already_complete:
-        console.print(f"{summary.out}: already complete ({summary.rows} rows, {summary.rejects} rejects); nothing to do")
+        console.print(f"{summary.out}: already complete ({summary.rows} rows, {summary.rejects} rejects); nothing to do",
+                      soft_wrap=True)  # one line per run, whatever the terminal width: logs get grepped
         return
     reasons = ", ".join(f"{k} {v}" for k, v in summary.reject_reasons.items()) or "none"
     console.print(
         f"{summary.out}: {summary.rows} rows, {summary.rejects} rejects ({reasons}); "
-        f"{summary.shards_written} shards written, {summary.shards_skipped} resumed; {summary.seconds:.1f} s"
+        f"{summary.shards_written} shards written, {summary.shards_skipped} resumed; {summary.seconds:.1f} s",
+        soft_wrap=True,
     )
 
 

@@ -100,6 +100,8 @@ def load_encoder(name: str, *, device: str = "cpu", max_seq_length: int | None =
             device=device,
             local_files_only=is_local(resolved),
             trust_remote_code=uses_datagen_modules(resolved),
+            # Weights only from safetensors: a pytorch_model.bin is a pickle, and loading one runs its code paths.
+            model_kwargs={"use_safetensors": True},
         )
     except (OSError, ValueError) as exc:
         raise ModelError(

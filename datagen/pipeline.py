@@ -8,18 +8,23 @@ the manifest lists with matching checksums and regenerates anything else.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
 from datagen.engines.base import Completion, Engine, GenerationRequest
-from datagen.errors import ResumeError, StorageError
+from datagen.errors import InputError, ResumeError, StorageError
 from datagen.prompts import load_templates, render_requests, templates_sha256
 from datagen.records import normalise
-from datagen.seeds import Seed, read_seeds
+from datagen.seeds import Seed, iter_seeds
 from datagen.shards import (
     data_schema,
     output_lock,
@@ -30,7 +35,7 @@ from datagen.shards import (
     write_shard,
 )
 from datagen.tasks import output_fields
-from datagen.validate import RunContext, SeenOutputs, ShardResult, judge_seed, reject_unusable_seed
+from datagen.validate import RunContext, SeenOutputs, ShardResult, judge_seed, reject_unusable_seed, text_digest
 
 EngineFactory = Callable[[GenerateConfig, object], Engine]
 
@@ -50,12 +55,27 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Chunk:
+    """Seeds ``[start, stop)`` of the file; chunk ``index`` becomes shard ``index``."""
+
     index: int
-    seeds: tuple[Seed, ...]
+    start: int
+    stop: int
 
     @property
     def seed_range(self) -> tuple[int, int]:
-        return self.seeds[0].index, self.seeds[-1].index + 1
+        return self.start, self.stop
+
+
+@dataclass(frozen=True)
+class SeedScan:
+    """What one pass over the seed file tells before generation starts: enough to plan the chunks,
+    fingerprint the seeds and spot repeated anchors, without keeping the seeds in memory."""
+
+    path: Path
+    column: str
+    count: int
+    sha256: str  # equals fingerprint([every seed's text]), hashed as the file streams by
+    duplicates: frozenset[int]  # indexes whose normalised text appeared earlier in the file
 
 
 def generate(
@@ -85,19 +105,19 @@ def generate(
     """
     started = time.perf_counter()
     out = Path(out)
-    all_seeds = read_seeds(seeds_path, column=config.seed_column)
-    seeds = all_seeds[: config.limit] if config.limit else all_seeds
+    scan = scan_seeds(seeds_path, column=config.seed_column)
+    total = min(config.limit, scan.count) if config.limit else scan.count
     templates = load_templates(config.task, config.mode, config.templates_dir)
     model = resolve_for_engine(config)
-    manifest = _new_manifest(config, model, templates, all_seeds, seeds_path)
+    manifest = _new_manifest(config, model, templates, scan, seeds_path)
     summary = RunSummary(out=out)
     with output_lock(out):
-        pending = _resume(out, manifest, plan_chunks(seeds, config.shard_rows), overwrite, summary)
+        pending = _resume(out, manifest, plan_chunks(total, config.shard_rows), overwrite, summary)
         summary.already_complete = not pending
         if pending:
             engine = (engine_factory or _default_engine_factory)(config, model)
             try:
-                _generate_chunks(out, pending, engine, templates, config, manifest, seeds, summary, on_progress)
+                _generate_chunks(out, pending, engine, templates, config, manifest, scan, total, summary, on_progress)
             finally:
                 engine.close()
         manifest["status"] = "complete"
@@ -116,13 +136,15 @@ def _resume(out: Path, manifest: dict, chunks: list[Chunk], overwrite: bool, sum
     return [chunk for chunk in chunks if chunk.index not in done]
 
 
-def _generate_chunks(out, pending, engine, templates, config, manifest, seeds, summary, on_progress) -> None:
+def _generate_chunks(out, pending, engine, templates, config, manifest, scan, total, summary, on_progress) -> None:
     """Generate, judge and write each pending chunk; the manifest is updated after every shard."""
     write_manifest(out, _with_counts(out, manifest))  # status "running": a crash leaves a resumable dir
     ctx = RunContext(config.task, config.mode, manifest["model"]["name"], manifest["template_sha"])
     seen_outputs = _accepted_outputs(out, config, manifest["shards"])
-    duplicate_seeds = find_duplicate_seeds(seeds)
-    prepared = (_prepare_chunk(chunk, templates, config, ctx, duplicate_seeds) for chunk in pending)
+    prepared = (
+        _prepare_chunk(chunk, seeds, templates, config, ctx, scan.duplicates)
+        for chunk, seeds in _pending_seeds(scan, pending)
+    )
     for item, completions in _completed_chunks(engine, prepared):
         result = _judge_chunk(item, completions, templates, config, ctx, seen_outputs)
         manifest["shards"].append(_write_chunk(out, item.chunk, result, config, manifest))
@@ -131,7 +153,7 @@ def _generate_chunks(out, pending, engine, templates, config, manifest, seeds, s
         summary.shards_written += 1
         summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
         if on_progress:
-            on_progress(_seeds_done(manifest), len(seeds), summary.completion_tokens)
+            on_progress(_seeds_done(manifest), total, summary.completion_tokens)
 
 
 def resolve_for_engine(config: GenerateConfig):
@@ -143,23 +165,46 @@ def resolve_for_engine(config: GenerateConfig):
     return resolve_model(config.model)
 
 
-def plan_chunks(seeds: list[Seed], shard_rows: int) -> list[Chunk]:
-    """Cut seeds into consecutive chunks of ``shard_rows``; chunk i becomes shard i."""
-    return [
-        Chunk(index=i // shard_rows, seeds=tuple(seeds[i : i + shard_rows])) for i in range(0, len(seeds), shard_rows)
-    ]
+def plan_chunks(count: int, shard_rows: int) -> list[Chunk]:
+    """Cut the first ``count`` seeds into consecutive chunks of ``shard_rows``; chunk i becomes shard i."""
+    return [Chunk(i // shard_rows, i, min(i + shard_rows, count)) for i in range(0, count, shard_rows)]
 
 
-def find_duplicate_seeds(seeds: list[Seed]) -> set[int]:
-    """Indexes of seeds whose normalised text appeared earlier in the file."""
-    first_seen: set[str] = set()
-    duplicates: set[int] = set()
-    for seed in seeds:
-        key = normalise(seed.text)
-        if key in first_seen:
-            duplicates.add(seed.index)
-        first_seen.add(key)
-    return duplicates
+def scan_seeds(path: str | Path, *, column: str = "text") -> SeedScan:
+    """One streaming pass over the seed file: count, fingerprint and repeated anchors.
+
+    Raises:
+        InputError: the file cannot be used (see ``datagen.seeds.iter_seeds``).
+    """
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # the bytes fingerprint() would hash
+    hasher = hashlib.sha256(b"[")
+    digests = array("Q")  # 8 bytes per seed instead of the normalised text
+    for seed in iter_seeds(path, column=column):
+        hasher.update(("," if digests else "").encode() + encode(seed.text).encode())
+        digests.append(text_digest(normalise(seed.text)))
+    hasher.update(b"]")
+    keys = np.frombuffer(digests, dtype=np.uint64) if digests else np.empty(0, dtype=np.uint64)
+    _, first = np.unique(keys, return_index=True)
+    repeated = np.setdiff1d(np.arange(len(keys)), first, assume_unique=True)
+    return SeedScan(Path(path), column, len(keys), hasher.hexdigest(), frozenset(repeated.tolist()))
+
+
+def _pending_seeds(scan: SeedScan, pending: list[Chunk]) -> Iterator[tuple[Chunk, tuple[Seed, ...]]]:
+    """Stream the seed file again and hand over each pending chunk's seeds as soon as it is read."""
+    chunks = iter(sorted(pending, key=lambda chunk: chunk.start))
+    chunk, seeds, read = next(chunks, None), [], 0
+    for seed in iter_seeds(scan.path, column=scan.column):
+        read += 1
+        if chunk is None:
+            return
+        if seed.index >= chunk.start:
+            seeds.append(seed)
+        if seed.index + 1 == chunk.stop:
+            yield chunk, tuple(seeds)
+            chunk, seeds = next(chunks, None), []
+    if chunk is not None:
+        raise InputError(f"seed file {scan.path} changed during the run (now {read} seeds, "
+                         f"{scan.count} when it started); leave it alone while datagen runs, then rerun")
 
 
 def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha: str, seeds_sha: str) -> str:
@@ -186,13 +231,9 @@ def _default_engine_factory(config: GenerateConfig, model) -> Engine:
     return create_engine(config, model)
 
 
-def _seeds_sha256(seeds: list[Seed]) -> str:
-    return fingerprint([seed.text for seed in seeds])
-
-
-def _new_manifest(config: GenerateConfig, model, templates, all_seeds: list[Seed], seeds_path) -> dict:
+def _new_manifest(config: GenerateConfig, model, templates, scan: SeedScan, seeds_path) -> dict:
     template_sha = templates_sha256(templates)
-    seeds_sha = _seeds_sha256(all_seeds)
+    seeds_sha = scan.sha256
     return {
         "format_version": SCHEMA_VERSION,
         "task": config.task,
@@ -201,7 +242,7 @@ def _new_manifest(config: GenerateConfig, model, templates, all_seeds: list[Seed
         "model": {"name": model.name, "path": str(model.path), "sha256": model.sha256},
         "templates": {name: template.sha256 for name, template in templates.items()},
         "template_sha": template_sha,
-        "seeds": {"path": str(seeds_path), "sha256": seeds_sha, "count": len(all_seeds)},
+        "seeds": {"path": str(seeds_path), "sha256": seeds_sha, "count": scan.count},
         "status": "running",
         "shards": [],
         "counts": {},
@@ -284,10 +325,12 @@ class PreparedChunk:
     requests: tuple[GenerationRequest, ...]
 
 
-def _prepare_chunk(chunk: Chunk, templates, config: GenerateConfig, ctx: RunContext, duplicate_seeds: set[int]) -> PreparedChunk:
+def _prepare_chunk(
+    chunk: Chunk, seeds: tuple[Seed, ...], templates, config: GenerateConfig, ctx: RunContext, duplicate_seeds: frozenset[int]
+) -> PreparedChunk:
     usable: list[Seed] = []
     rejects: list[dict] = []
-    for seed in chunk.seeds:
+    for seed in seeds:
         reason = seed.problem or ("duplicate_anchor" if seed.index in duplicate_seeds else None)
         if reason:
             rejects.append(reject_unusable_seed(seed, reason, ctx))
@@ -384,4 +427,4 @@ def _finish(out: Path, manifest: dict, summary: RunSummary) -> None:
     summary.reject_reasons = manifest["counts"]["reject_reasons"]
 
 
-__all__ = ["generate", "RunSummary", "plan_chunks", "find_duplicate_seeds", "run_fingerprint"]
+__all__ = ["generate", "RunSummary", "plan_chunks", "scan_seeds", "run_fingerprint"]

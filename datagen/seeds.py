@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from datagen.errors import InputError
 
@@ -58,28 +59,42 @@ def read_seeds(path: str | Path, *, column: str = "text", limit: int | None = No
     Raises:
         InputError: the file as a whole cannot be used.
     """
-    path = Path(path)
-    _check_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        seeds = _read_parquet(path, column)
-    elif suffix == ".jsonl":
-        seeds = _read_jsonl(path, column)
-    else:
-        seeds = _read_lines(path)
-    if not seeds:
-        raise InputError(f"seed file {path} holds no sentences; put one sentence per line (or per JSONL record)")
-    _check_usable(path, seeds)
+    seeds = list(iter_seeds(path, column=column))
     return seeds[:limit] if limit else seeds
 
 
-def _check_usable(path: Path, seeds: list[Seed]) -> None:
-    """A file with records but not one usable seed is a wrong file or a wrong --column, not bad rows."""
-    if any(seed.problem is None for seed in seeds):
-        return
-    problem, count = Counter(seed.problem for seed in seeds).most_common(1)[0]
-    hint = _HINTS.get(problem or "", "check the file")
-    raise InputError(f"seed file {path} has no usable seed ({count} of {len(seeds)} records: {problem}); {hint}")
+def iter_seeds(path: str | Path, *, column: str = "text") -> Iterator[Seed]:
+    """Seeds one at a time in file order, so a run over millions of seeds never holds them all.
+
+    Args:
+        path, column: As for ``read_seeds``.
+
+    Yields:
+        Seeds in file order; unusable rows carry ``problem``.
+
+    Raises:
+        InputError: the file cannot be used: before the first seed for a missing, binary or mistyped
+            file, after the last one for a file without a single usable seed.
+    """
+    path = Path(path)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    records = _read_parquet if suffix == ".parquet" else _read_jsonl if suffix == ".jsonl" else _read_lines
+    problems: Counter[str] = Counter()  # counted only until the first usable seed: then the file is fine
+    usable = False
+    for seed in records(path, column):
+        usable = usable or seed.problem is None
+        if not usable:
+            problems[seed.problem or ""] += 1
+        yield seed
+    if not usable and not problems:
+        raise InputError(f"seed file {path} holds no sentences; put one sentence per line (or per JSONL record)")
+    if not usable:
+        problem, count = problems.most_common(1)[0]
+        hint = _HINTS.get(problem, "check the file")
+        raise InputError(
+            f"seed file {path} has no usable seed ({count} of {problems.total()} records: {problem}); {hint}"
+        )
 
 
 def _check_file(path: Path) -> None:
@@ -95,32 +110,43 @@ def _check_file(path: Path) -> None:
         raise InputError(f"seed file {path} is empty; put one sentence per line")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _text_lines(path: Path) -> Iterator[str]:
+    """The file's lines (split at LF only, LF removed), decoded as UTF-8 one at a time.
+
+    Reading line by line keeps a 100k-seed file from sitting in memory three times over (bytes, text,
+    split list) while the seeds are built.
+
+    Raises:
+        InputError: unreadable, Parquet or binary content, or bytes that are not UTF-8 (with the line).
+    """
     try:
-        return path.read_bytes()
+        handle = open(path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read seed file {path}: {exc.strerror or exc}; check its permissions") from exc
+    with handle:
+        _check_text(path, handle.read(8192))
+        handle.seek(0)
+        offset = 0
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"seed file {path} is not valid UTF-8 (line {number}, byte {offset + exc.start}); re-encode it, "
+                    "e.g. iconv -f latin1 -t utf-8"
+                ) from exc
+            offset += len(raw)
+            yield (text.removeprefix("\ufeff") if number == 1 else text).removesuffix("\n")  # BOM: Windows editors
 
 
-def _decode_text(path: Path) -> str:
-    raw = _read_bytes(path)
-    if raw.startswith(b"PAR1"):
+def _check_text(path: Path, sample: bytes) -> None:
+    if sample.startswith(b"PAR1"):
         raise InputError(f"seed file {path} is a Parquet file; give it the .parquet suffix and pass --column")
-    sample = raw[:8192]
     if b"\x00" in sample and sum(byte in _CONTROL_BYTES for byte in sample) > _BINARY_SHARE * len(sample):
         raise InputError(
             f"seed file {path} looks binary (NUL bytes); pass a UTF-8 text file "
             "(UTF-16 text: iconv -f utf-16 -t utf-8)"
         )
-    try:
-        text = raw.decode("utf-8-sig")  # -sig drops a BOM that editors on Windows add
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"seed file {path} is not valid UTF-8 (line {line}, byte {exc.start}); re-encode it, "
-            "e.g. iconv -f latin1 -t utf-8"
-        ) from exc
-    return text
 
 
 def _make_seed(index: int, text: object) -> Seed:
@@ -143,42 +169,46 @@ def _printable(text: str) -> str:
     return _BAD_CHARS.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
-def _read_lines(path: Path) -> list[Seed]:
-    lines = [line for line in _LINE_BREAK.split(_decode_text(path)) if line.strip()]
-    return [_make_seed(i, line) for i, line in enumerate(lines)]
+def _read_lines(path: Path, column: str) -> Iterator[Seed]:
+    lines = (line for text in _text_lines(path) for line in _LINE_BREAK.split(text) if line.strip())
+    return (_make_seed(i, line) for i, line in enumerate(lines))
 
 
-def _read_jsonl(path: Path, column: str) -> list[Seed]:
-    seeds: list[Seed] = []
-    for line in _decode_text(path).split("\n"):
+def _read_jsonl(path: Path, column: str) -> Iterator[Seed]:
+    index = 0
+    for line in _text_lines(path):
         if not line.strip():
             continue
-        index = len(seeds)
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            seeds.append(Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_bad_json"))
-            continue
-        if not isinstance(record, dict) or column not in record:
-            seeds.append(Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_missing_field"))
-            continue
-        seeds.append(_make_seed(index, record[column]))
-    return seeds
+            yield Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_bad_json")
+        else:
+            if not isinstance(record, dict) or column not in record:
+                yield Seed(index, _printable(line.strip())[:MAX_SEED_CHARS], problem="seed_missing_field")
+            else:
+                yield _make_seed(index, record[column])
+        index += 1
 
 
-def _read_parquet(path: Path, column: str) -> list[Seed]:
+def _read_parquet(path: Path, column: str) -> Iterator[Seed]:
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
+        parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise InputError(f"seed file {path} is not a readable Parquet file ({exc}); check the file") from exc
-    if column not in schema.names:
-        raise InputError(
-            f"seed file {path} has no column '{column}' (columns: {', '.join(schema.names)}); pass --column NAME"
-        )
-    try:
-        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
-    except Exception as exc:  # a damaged data page surfaces only when read
-        raise InputError(f"seed file {path} cannot be read ({exc}); check or rewrite the Parquet file") from exc
-    return [_make_seed(i, value) for i, value in enumerate(values)]
+    names = parquet.schema_arrow.names
+    if column not in names:
+        raise InputError(f"seed file {path} has no column '{column}' (columns: {', '.join(names)}); pass --column NAME")
+    index = 0
+    with parquet:
+        try:
+            for batch in parquet.iter_batches(columns=[column], batch_size=4096):
+                for value in batch.column(0).to_pylist():
+                    yield _make_seed(index, value)
+                    index += 1
+        except InputError:
+            raise
+        except Exception as exc:  # a damaged data page surfaces only when read
+            raise InputError(f"seed file {path} cannot be read ({exc}); check or rewrite the Parquet file") from exc

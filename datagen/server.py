@@ -41,8 +41,16 @@ def default_served_name(model_path: str) -> str:
     return path.name if path.is_dir() else model_path
 
 
-def build_server_command(model_path: str, *, port: int, served_model_name: str, max_model_len: int) -> list[str]:
-    """The argv of the vLLM server process."""
+def build_server_command(
+    model_path: str, *, port: int, served_model_name: str, max_model_len: int, batch_invariant: bool = False
+) -> list[str]:
+    """The argv of the vLLM server process (see ``launch_vllm_server`` for ``batch_invariant``)."""
+    if batch_invariant:
+        # One sequence at a time, every prompt prefilled whole: the CPU kernels' results then depend on
+        # the prompt alone, not on which other requests share the batch or what the prefix cache holds.
+        return [*build_server_command(model_path, port=port, served_model_name=served_model_name,
+                                      max_model_len=max_model_len)[:-1], "--max-num-seqs", "1",
+                "--no-enable-prefix-caching"]  # fmt: skip
     return [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", model_path,
@@ -116,6 +124,7 @@ def launch_vllm_server(
     max_model_len: int = 2048,
     startup_timeout_s: float = 180.0,
     log_path: str | Path | None = None,
+    batch_invariant: bool = False,
 ) -> Iterator[str]:
     """Run a vLLM OpenAI-compatible server on 127.0.0.1 for the duration of a ``with`` block.
 
@@ -129,6 +138,10 @@ def launch_vllm_server(
         max_model_len: Context length. Longer allows longer prompts but needs more KV cache per request.
         startup_timeout_s: Give up waiting after this long (ready in ~35 s on 2 CPU cores).
         log_path: Where server output goes; default a temp file, kept for post-mortems.
+        batch_invariant: Serve one request at a time with no prefix cache. vLLM on CPU is not batch
+            invariant: greedy output can change with the batch a request lands in, so two identical
+            runs may differ in a word. This makes greedy runs reproducible (the crash and fault suites
+            compare runs row for row) at several times the latency; never for throughput.
 
     Yields:
         The base URL, ``http://127.0.0.1:PORT/v1``.
@@ -140,7 +153,9 @@ def launch_vllm_server(
     served = served_model_name or default_served_name(model_path)
     log_file = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="datagen-vllm-server-", suffix=".log")[1])
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib)}
-    command = build_server_command(model_path, port=port, served_model_name=served, max_model_len=max_model_len)
+    command = build_server_command(
+        model_path, port=port, served_model_name=served, max_model_len=max_model_len, batch_invariant=batch_invariant
+    )
     base_url = f"http://{HOST}:{port}/v1"
     with open(log_file, "wb") as log_handle:
         # Own session: the server's engine-core children share its group and are stopped with it.

@@ -30,6 +30,24 @@ def vllm_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathF
         yield base_url
 
 
+@pytest.fixture(scope="module")
+def batch_invariant_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathFactory):
+    """Like ``vllm_server_url``, but one request at a time and no prefix cache, so a greedy run is
+    reproducible token for token (vLLM on CPU is not batch invariant); for the suites that compare a
+    resumed run with an uninterrupted one."""
+    from datagen.server import launch_vllm_server
+
+    with launch_vllm_server(
+        embedded_model_path,
+        served_model_name="qwen2.5-0.5b",
+        kv_cache_gib=1,
+        startup_timeout_s=300,
+        log_path=tmp_path_factory.mktemp("vllm-server") / "server.log",
+        batch_invariant=True,
+    ) as base_url:
+        yield base_url
+
+
 # --- generation fixtures ---
 import sys
 from pathlib import Path

@@ -22,7 +22,7 @@ SERVED_NAME = "qwen2.5-0.5b"
 
 def server_url(request: pytest.FixtureRequest) -> str:
     """The module's real vLLM server; ``DATAGEN_TEST_SERVER_URL`` reuses one already running (local debugging)."""
-    return os.environ.get("DATAGEN_TEST_SERVER_URL") or request.getfixturevalue("vllm_server_url")
+    return os.environ.get("DATAGEN_TEST_SERVER_URL") or request.getfixturevalue("batch_invariant_server_url")
 
 
 def sts_args(out: Path, base_url: str, *, seeds: int, shard_rows: int, max_tokens: int, extra: tuple = ()) -> list[str]:
@@ -124,7 +124,8 @@ class ManagedServer:
         """Start the server and wait until it answers; returns the seconds it took."""
         from datagen.server import build_server_command, wait_until_ready
 
-        command = build_server_command(self.model_path, port=self.port, served_model_name=SERVED_NAME, max_model_len=2048)
+        command = build_server_command(self.model_path, port=self.port, served_model_name=SERVED_NAME,
+                                       max_model_len=2048, batch_invariant=True)
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from datagen.config import load_config
-from datagen.errors import ResumeError
-from datagen.pipeline import generate
+from datagen.errors import InputError, ResumeError
+from datagen.pipeline import generate, plan_chunks
 from datagen.shards import read_rows
 from fakes import FakeEngine, good_reply
 
@@ -141,3 +141,37 @@ def test_n_samples_give_distinct_ids(tmp_path, seed_file):
     table = pq.read_table(tmp_path / "out" / "data" / "part-00000.parquet")
     assert summary.rows == 4 and sorted(table.column("sample_index").to_pylist()) == [0, 0, 1, 1]
     assert len(set(table.column("id").to_pylist())) == 4
+
+
+# ---------------------------------------------------------------- streaming seeds
+
+
+def test_seed_scan_fingerprints_like_the_whole_list_and_finds_repeats(tmp_path):
+    from datagen.config import fingerprint
+    from datagen.pipeline import scan_seeds
+
+    texts = ["A cat sleeps.", "Ünïcode “quotes” and \\ backslash.", "a  CAT sleeps.", "Dogs bark.", "A cat sleeps."]
+    path = tmp_path / "seeds.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    scan = scan_seeds(path)
+    assert scan.count == 5
+    assert scan.sha256 == fingerprint([" ".join(t.split()) for t in texts])  # as when the seeds were a list: old runs resume
+    assert scan.duplicates == {2, 4}  # normalised repeats of seed 0; the first one is kept
+
+
+def test_plan_chunks_covers_every_seed_once():
+    chunks = plan_chunks(10, 4)
+    assert [(c.index, c.seed_range) for c in chunks] == [(0, (0, 4)), (1, (4, 8)), (2, (8, 10))]
+    assert plan_chunks(0, 4) == []
+
+
+def test_seed_file_that_shrinks_during_a_run_is_a_clear_error(tmp_path, seed_file):
+    """The seeds are streamed twice (scan, then generation); a file cut in between must not pass silently."""
+    def truncate_then_build_engine(cfg, model):  # runs after the scan, before the second pass
+        seed_file.write_text("\n".join(seed_file.read_text().splitlines()[:5]) + "\n")
+        return FakeEngine("sts")
+
+    with pytest.raises(InputError, match="changed during the run .*now 5 seeds, 10 when it started"):
+        generate(config("sts", shard_rows=3), seed_file, tmp_path / "out", engine_factory=truncate_then_build_engine)
+    rerun, _ = run(config("sts", shard_rows=3), seed_file, tmp_path / "out", overwrite=True)
+    assert rerun.rows + rerun.rejects == 5
