@@ -55,7 +55,7 @@ class SeenOutputs:
     ~n²/2^65 (1e-7 at 3M outputs); the cost would be one good row rejected as ``duplicate_output``.
     """
 
-    _FLUSH = 1 << 15  # recent digests kept in a Python set before merging into the sorted array
+    _FLUSH = 1 << 13  # recent digests kept in a Python set before merging into the sorted array
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
         self._sorted = np.empty(0, dtype=np.uint64)
@@ -77,10 +77,23 @@ class SeenOutputs:
         self._recent.update(self._digest(text) for text in texts)
         if len(self._recent) >= self._FLUSH:
             recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-            self._sorted, self._recent = np.union1d(self._sorted, recent), set()
+            self._sorted, self._recent = _merge_unique(self._sorted, recent), set()
 
     def __len__(self) -> int:
         return len(self._sorted) + len(self._recent)
+
+
+def _merge_unique(sorted_keys: np.ndarray, new_keys: np.ndarray) -> np.ndarray:
+    """The sorted union of a sorted, duplicate-free array and some new keys.
+
+    Not ``np.union1d``: its hash-based unique left ~70 bytes of resident memory per key behind here
+    (bench/memory.py: +16% peak RSS at 100k rows). A stable sort of two sorted runs is a linear merge.
+    """
+    merged = np.concatenate([sorted_keys, np.sort(new_keys)])
+    merged.sort(kind="stable")
+    if len(merged) < 2:
+        return merged
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
 
 def text_digest(text: str) -> int:
