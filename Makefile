@@ -23,7 +23,9 @@ install:
 	$(PY) -c "import vllm, ray, transformers, sentence_transformers, pyarrow; print('datagen install ok')"
 
 bench-deps:
-	$(PIP) install $(BENCH_PKGS)
+	# A native llama.cpp build (AVX-512 on this CPU) dies with a general protection fault in libggml-cpu on
+	# the first token here; the portable AVX2 build runs.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" $(PIP) install $(BENCH_PKGS)
 
 demo:
 	$(VENV)/bin/datagen nli --seeds examples/seeds.txt --out outputs/demo/nli
