@@ -56,12 +56,12 @@ def main() -> None:
 
     from datagen.config import load_config
     from datagen.shards import data_schema, rejects_schema, write_shard
-    from datagen.validate import RunContext, ShardResult, judge_seed
+    from datagen.validate import RunContext, SeenOutputs, ShardResult, judge_seed
 
     config = load_config(REPO / "pipelines" / f"{args.task}.yaml", {"shard_rows": args.shard_rows})
     ctx = RunContext(config.task, config.mode, "bench-model", "0" * 64)
     metadata = {"datagen.fingerprint": "bench", "datagen.config": config.model_dump(mode="json")}
-    seen: set[str] = set()
+    seen = SeenOutputs()  # the run-wide duplicate index the pipeline uses
     validate_s = write_s = validate_cpu = write_cpu = 0.0
     rows = rejects = written_bytes = 0
     with tempfile.TemporaryDirectory() as tmp:
