@@ -8,7 +8,7 @@ from pathlib import Path
 
 from datagen.errors import InputError, StorageError
 from datagen.seeds import read_seeds
-from datagen.shards import read_manifest, read_rows
+from datagen.shards import open_fresh, read_manifest, read_rows
 
 # The paper's train.py keys: "5" is the most similar tier, "0" the least; unused keys are "".
 NGCSE_KEYS = ("5", "4", "3", "2", "1", "0")
@@ -57,8 +57,7 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path |
     tmp = dest.with_name(dest.name + ".tmp")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
-        with open(tmp, "x", encoding="utf-8") as handle:
+        with open_fresh(tmp, "w") as handle:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         os.replace(tmp, dest)

@@ -45,12 +45,11 @@ def build_server_command(
     model_path: str, *, port: int, served_model_name: str, max_model_len: int, batch_invariant: bool = False
 ) -> list[str]:
     """The argv of the vLLM server process (see ``launch_vllm_server`` for ``batch_invariant``)."""
-    if batch_invariant:
-        # One sequence at a time, every prompt prefilled whole: the CPU kernels' results then depend on
-        # the prompt alone, not on which other requests share the batch or what the prefix cache holds.
-        return [*build_server_command(model_path, port=port, served_model_name=served_model_name,
-                                      max_model_len=max_model_len)[:-1], "--max-num-seqs", "1",
-                "--no-enable-prefix-caching"]  # fmt: skip
+    # batch_invariant: one sequence at a time, every prompt prefilled whole, so the CPU kernels' results
+    # depend on the prompt alone, not on which requests share the batch or what the prefix cache holds.
+    scheduling = ["--max-num-seqs", "1", "--no-enable-prefix-caching"] if batch_invariant else [
+        "--enable-prefix-caching",  # few-shot prefixes repeat across requests
+    ]
     return [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", model_path,
@@ -60,7 +59,7 @@ def build_server_command(
         "--max-model-len", str(max_model_len),
         "--dtype", "bfloat16",
         "--enforce-eager",  # no CUDA graphs on CPU; starts faster
-        "--enable-prefix-caching",  # few-shot prefixes repeat across requests
+        *scheduling,
     ]  # fmt: skip
 
 

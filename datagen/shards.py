@@ -90,8 +90,7 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
     blob = buffer.getvalue().to_pybytes()
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
-        with open(tmp, "xb") as handle:
+        with open_fresh(tmp, "wb") as handle:
             handle.write(blob)
             handle.flush()
             os.fsync(handle.fileno())
@@ -100,6 +99,13 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {final}: {exc.strerror or exc}; free disk space or choose another --out") from exc
     return WrittenFile(relative, len(rows), len(blob), hashlib.sha256(blob).hexdigest())
+
+
+def open_fresh(tmp: Path, mode: str):
+    """Open a temporary file for writing as a new file: whatever sits at ``tmp`` (a crash leftover, or a
+    symlink planted there) is removed first, and ``x`` mode refuses to follow anything that reappears."""
+    tmp.unlink(missing_ok=True)
+    return open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"}))
 
 
 def file_sha256(path: Path) -> str:
@@ -176,8 +182,7 @@ def write_manifest(out: Path, manifest: dict) -> None:
     path = out / MANIFEST
     tmp = path.with_name(MANIFEST + ".tmp")
     try:
-        tmp.unlink(missing_ok=True)  # never write through a symlink planted at the temporary name
-        with open(tmp, "x", encoding="utf-8") as handle:
+        with open_fresh(tmp, "w") as handle:
             json.dump(manifest, handle, indent=2, ensure_ascii=False)
             handle.flush()
             os.fsync(handle.fileno())

@@ -62,19 +62,17 @@ class SeenOutputs:
         self._recent: set[int] = set()
         self.update(texts)
 
-    _digest = staticmethod(lambda text: text_digest(text))
-
     def __contains__(self, text: object) -> bool:
         if not isinstance(text, str):
             return False
-        key = self._digest(text)
+        key = text_digest(text)
         if key in self._recent:
             return True
         position = int(np.searchsorted(self._sorted, np.uint64(key)))
         return position < len(self._sorted) and int(self._sorted[position]) == key
 
     def update(self, texts: Iterable[str]) -> None:
-        self._recent.update(self._digest(text) for text in texts)
+        self._recent.update(text_digest(text) for text in texts)
         if len(self._recent) >= self._FLUSH:
             recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
             self._sorted, self._recent = _merge_unique(self._sorted, recent), set()

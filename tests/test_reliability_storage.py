@@ -171,7 +171,7 @@ class SmallDisk:
 
         def budgeted_open(file, mode="r", *args, **kwargs):
             handle = real_open(file, mode, *args, **kwargs)
-            return Budgeted(handle) if any(flag in mode for flag in "wa") else handle
+            return Budgeted(handle) if any(flag in mode for flag in "wax") else handle
 
         monkeypatch.setattr(shards, "open", budgeted_open, raising=False)
 
