@@ -33,9 +33,17 @@ class SharedEngine:
 
     def generate(self, requests):
         completions = self.engine.generate(requests)
+        self._count(completions)
+        return completions
+
+    def generate_batches(self, batches):  # the pipeline streams shards through this, as without the wrapper
+        for position, completions in self.engine.generate_batches(batches):
+            self._count(completions)
+            yield position, completions
+
+    def _count(self, completions):
         self.tokens += sum(c.completion_tokens for c in completions)
         self.prompt_tokens += sum(c.prompt_tokens for c in completions)
-        return completions
 
     def close(self):
         pass

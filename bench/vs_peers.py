@@ -93,7 +93,10 @@ def summarise(name, seconds, completions, verdict, startup_s, extra=None) -> dic
 
 
 class CountingEngine:
-    """Wraps the started engine: keeps completions for the token count and ignores close()."""
+    """Wraps the started engine: keeps completions for the token count and ignores close().
+
+    Forwards ``generate_batches`` too, so the pipeline streams shards exactly as without the wrapper.
+    """
 
     def __init__(self, engine):
         self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
@@ -103,6 +106,11 @@ class CountingEngine:
         completions = self.engine.generate(requests)
         self.completions.extend(completions)
         return completions
+
+    def generate_batches(self, batches):
+        for position, completions in self.engine.generate_batches(batches):
+            self.completions.extend(completions)
+            yield position, completions
 
     def close(self):
         pass

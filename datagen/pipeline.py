@@ -341,17 +341,26 @@ def _prepare_chunk(
 
 
 def _completed_chunks(engine: Engine, prepared: Iterable[PreparedChunk]) -> Iterator[tuple[PreparedChunk, list[Completion]]]:
-    """Pair each chunk with its completions: one ``generate`` call per chunk, lazily; or, for an engine
-    with ``generate_batches`` (ray: replicas start once per run), one stream for all chunks, in the
-    order they finish."""
+    """Pair each chunk with its completions, in the order chunks finish.
+
+    An engine with ``generate_batches`` gets one stream of all chunks, so it can queue the next chunk
+    before the current one drains (vllm) or start its replicas once per run (ray). It pulls chunks
+    lazily, so only the chunks it holds are in memory. Other engines get one ``generate`` per chunk.
+    """
     stream = getattr(engine, "generate_batches", None)
     if stream is None:
         for item in prepared:
             yield item, engine.generate(item.requests)
         return
-    prepared = list(prepared)
-    for position, completions in stream([item.requests for item in prepared]):
-        yield prepared[position], completions
+    in_flight: dict[int, PreparedChunk] = {}
+
+    def requests() -> Iterator[tuple[GenerationRequest, ...]]:
+        for position, item in enumerate(prepared):
+            in_flight[position] = item
+            yield item.requests
+
+    for position, completions in stream(requests()):
+        yield in_flight.pop(position), completions
 
 
 def _judge_chunk(

