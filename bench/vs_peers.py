@@ -4,7 +4,8 @@ Engines, each run in its own child process one after the other (one engine in me
 
 1. ``datagen``: ``pipeline.generate`` with its defaults (vllm engine, joint mode, shards of 64 seeds,
    prefix caching, structured outputs), writing real shards and a manifest;
-2. ``hf``: a plain transformers ``generate`` loop, batch 16, chat template, left padding, the model
+2. ``hf``: a plain transformers ``generate`` loop, batch 16, chat template, left padding, once per dtype
+   (``--hf-dtypes``: bf16, which uses AMX on this CPU, and fp32), the model
    loaded from the bf16 folder datagen prepared;
 3. ``llamacpp``: the llama.cpp server (``python -m llama_cpp.server``, ``--n_threads 2 --n_ctx 2048``)
    on the embedded GGUF, driven by the ``openai`` client with 16 concurrent chat requests.
@@ -15,7 +16,7 @@ temperature and top_p, and every completion goes through datagen's own parse + v
 server start) is excluded from every side and reported apart; each side first completes a few warm-up
 seeds that are not measured.
 
-    .venv/bin/python bench/vs_peers.py [--limit 48] [--task sts] [--engines datagen,hf,llamacpp]
+    .venv/bin/python bench/vs_peers.py [--limit 96] [--task sts] [--engines datagen,hf,llamacpp]
 
 Prints rows/s, output tok/s and datagen's ratio over each peer (target >= 3.5x in rows/s).
 """
@@ -273,10 +274,11 @@ def run_llamacpp(task: str, limit: int, seeds_path: Path, schema: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=Path, default=DEFAULT_SEEDS)
-    parser.add_argument("--limit", type=int, default=48)
+    parser.add_argument("--limit", type=int, default=96)
     parser.add_argument("--task", default="sts", choices=["nli", "sts"])
     parser.add_argument("--engines", default="datagen,hf,llamacpp")
-    parser.add_argument("--hf-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--hf-dtypes", default="bfloat16,float32",
+                        help="one transformers run per dtype (bf16 uses AMX here; fp32 is the classic CPU path)")
     parser.add_argument("--llamacpp-schema", action=argparse.BooleanOptionalAction, default=True,
                         help="send the joint JSON schema as response_format (llama.cpp grammar), like datagen does")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -287,15 +289,17 @@ def main() -> None:
     if args.child:
         runners = {
             "datagen": lambda: run_datagen(args.task, args.limit, args.seeds),
-            "hf": lambda: run_hf(args.task, args.limit, args.seeds, args.hf_dtype),
+            "hf": lambda: run_hf(args.task, args.limit, args.seeds, args.hf_dtypes),
             "llamacpp": lambda: run_llamacpp(args.task, args.limit, args.seeds, args.llamacpp_schema),
         }
         print("RESULT " + json.dumps(runners[args.child]()), flush=True)
         return
     results = []
-    for name in args.engines.split(","):
+    children = [(name, dtype) for name in args.engines.split(",")
+                for dtype in (args.hf_dtypes.split(",") if name == "hf" else [""])]
+    for name, dtype in children:
         cmd = [sys.executable, __file__, "--child", name, "--limit", str(args.limit), "--task", args.task,
-               "--seeds", str(args.seeds), "--hf-dtype", args.hf_dtype,
+               "--seeds", str(args.seeds), "--hf-dtypes", dtype,
                "--llamacpp-schema" if args.llamacpp_schema else "--no-llamacpp-schema"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

@@ -123,7 +123,7 @@ class ValidationConfig(Frozen):
 
 class GenerateConfig(Frozen):
     task: Task
-    # joint: measured 0.82 vs 0.42 rows/s and 21.9% vs 31.2% rejects against separate (bench/README.md).
+    # joint: measured 2.51 vs 1.63 rows/s and 28.1% vs 34.4% rejects against separate (96 seeds, bench/README.md).
     mode: Mode = "joint"
     model: str = "qwen2.5-0.5b"
     engine: EngineName = "vllm"

@@ -2,7 +2,10 @@
 
 The pipeline only sees ``Engine.generate(requests) -> completions``; sampling
 parameters, structured-output APIs and transport details stay inside each
-engine's own module.
+engine's own module. An engine that gains from seeing the next shard before the
+current one is done (vllm, ray) also offers ``generate_batches(batches)``, which
+yields ``(batch position, completions)`` as batches finish; the pipeline uses it
+when present.
 """
 
 from __future__ import annotations
