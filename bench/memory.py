@@ -39,7 +39,7 @@ def write_synthetic_seeds(path: Path, count: int) -> None:
             handle.write(f"Site {i} near the {picked} was opened to the public in {1800 + i % 200} by the council.\n")
 
 
-def child(size: int, task: str, shard_rows: int) -> None:
+def child(size: int, task: str, shard_rows: int, streaming: bool) -> None:
     """Run one generation with the fake engine and print a JSON line with the memory figures."""
     sys.path.insert(0, str(REPO))
     from datagen.config import load_config
@@ -54,13 +54,28 @@ def child(size: int, task: str, shard_rows: int) -> None:
             self.batches.clear()
             return completions
 
+    class StreamingEngine(ForgetfulEngine):
+        """Holds the next batch before answering the current one, as the vllm engine's ``generate_batches``
+        does, so the pipeline runs its streaming path (chunks pulled lazily, held until answered)."""
+
+        def generate_batches(self, batches):
+            held = []
+            for position, requests in enumerate(batches):
+                held.append((position, requests))
+                if len(held) == 2:
+                    position, requests = held.pop(0)
+                    yield position, self.generate(requests)
+            for position, requests in held:
+                yield position, self.generate(requests)
+
+    engine_class = StreamingEngine if streaming else ForgetfulEngine
     with tempfile.TemporaryDirectory() as tmp:
         seeds = Path(tmp) / "seeds.txt"
         write_synthetic_seeds(seeds, size)
         config = load_config(REPO / "pipelines" / f"{task}.yaml", {"shard_rows": shard_rows})
         rss_before = read_status_kib("VmRSS")
         started = time.perf_counter()
-        summary = generate(config, seeds, Path(tmp) / "out", engine_factory=lambda c, m: ForgetfulEngine(task))
+        summary = generate(config, seeds, Path(tmp) / "out", engine_factory=lambda c, m: engine_class(task))
         seconds = time.perf_counter() - started
         result = {
             "size": size, "rows": summary.rows, "rejects": summary.rejects, "seconds": seconds,
@@ -75,18 +90,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--task", default="sts", choices=["nli", "sts"])
     parser.add_argument("--shard-rows", type=int, default=64, help="the pipelines/ default is 64")
+    parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=True,
+                        help="engine answers through generate_batches, like the default vllm engine")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.task, args.shard_rows)
+        child(args.child, args.task, args.shard_rows, args.streaming)
         return
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
-        cmd = [sys.executable, __file__, "--child", str(size), "--task", args.task, "--shard-rows", str(args.shard_rows)]
+        cmd = [sys.executable, __file__, "--child", str(size), "--task", args.task, "--shard-rows", str(args.shard_rows),
+               "--streaming" if args.streaming else "--no-streaming"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     base = results[0]["peak_mib"]
-    print(f"\nengine: FakeEngine (fixed valid JSON, returned instantly) - pipeline memory only; "
+    path = "generate_batches, next batch held" if args.streaming else "one generate per shard"
+    print(f"\nengine: FakeEngine (fixed valid JSON, returned instantly; {path}) - pipeline memory only; "
           f"task={args.task} mode=joint shard_rows={args.shard_rows}; each size in a fresh process")
     print(f"{'rows':>8} {'accepted':>9} {'seconds':>8} {'rows/s':>8} {'RSS before':>11} {'RSS after':>10} "
           f"{'peak RSS':>9} {'vs 1st':>7}")

