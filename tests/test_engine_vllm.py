@@ -98,6 +98,17 @@ def test_stopping_early_aborts_queued_requests_and_the_engine_stays_usable(engin
     assert [c.request_id for c in again] == ["d0", "d1"]
 
 
+@pytest.mark.model
+def test_a_prompt_over_max_model_len_fails_alone_as_an_error_completion(engine):
+    too_long = GenerationRequest("long", ({"role": "user", "content": "word " * 3000},))
+    short = batch("ok", 2)
+    completions = engine.generate([short[0], too_long, short[1]])
+    assert [c.request_id for c in completions] == ["ok0", "long", "ok1"]
+    assert completions[1].error and "vLLM refused the request" in completions[1].error
+    assert "2048" in completions[1].error  # vLLM's message names the limit
+    assert not completions[0].error and completions[0].text and completions[2].text
+
+
 def test_cpu_engine_env_comes_from_settings_unless_the_user_exported_it(monkeypatch):
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)

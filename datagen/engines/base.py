@@ -60,3 +60,11 @@ class Engine(Protocol):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
 
     def close(self) -> None: ...
+
+
+def failed_completions(request_id: str, n: int, error: str) -> list[Completion]:
+    """``n`` empty completions carrying ``error``, so every request still has ``n`` results."""
+    return [
+        Completion(request_id, "", None, prompt_tokens=0, completion_tokens=0, sample_index=i, error=error)
+        for i in range(n)
+    ]

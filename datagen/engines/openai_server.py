@@ -33,7 +33,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from datagen.config import OpenAIConfig, SamplingConfig
-from datagen.engines.base import Completion, GenerationRequest
+from datagen.engines.base import Completion, GenerationRequest, failed_completions
 from datagen.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -255,12 +255,6 @@ def gave_up_message(exc: BaseException, settings: OpenAIConfig) -> str:
     )
 
 
-def failed_completions(request_id: str, n: int, error: str) -> list[Completion]:
-    """``n`` empty completions carrying ``error``, so every request still has ``n`` results."""
-    return [
-        Completion(request_id, "", None, prompt_tokens=0, completion_tokens=0, sample_index=i, error=error)
-        for i in range(n)
-    ]
 
 
 def to_completions(request_id: str, response: Any) -> list[Completion]:

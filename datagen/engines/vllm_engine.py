@@ -13,7 +13,7 @@ import os
 from typing import Iterable, Iterator, Sequence
 
 from datagen.config import SamplingConfig, VLLMConfig
-from datagen.engines.base import Completion, GenerationRequest
+from datagen.engines.base import Completion, GenerationRequest, failed_completions
 from datagen.errors import EngineError
 
 
@@ -89,9 +89,13 @@ class VLLMEngine:
                         exhausted = True
                         break
                     position, requests = pulled
-                    running[position] = _RunningBatch(list(requests))
-                    for index, request in enumerate(running[position].requests):
-                        owner[self._add(request)] = (position, index)
+                    batch = running[position] = _RunningBatch(list(requests))
+                    for index, request in enumerate(batch.requests):
+                        request_id, refusal = self._add(request)
+                        if refusal is None:
+                            owner[request_id] = (position, index)
+                        else:
+                            batch.answer(index, failed_completions(request.request_id, self._sampling.n, refusal))
                     previous_size = len(requests) or previous_size
                 yield from _take_finished(running)
                 if exhausted and not running:
@@ -101,7 +105,8 @@ class VLLMEngine:
                                       "are kept, rerun the same command to resume")
                 for output in self._step(engine):
                     position, index = owner.pop(output.request_id)
-                    running[position].answer(index, output)
+                    batch = running[position]
+                    batch.answer(index, _to_completions(batch.requests[index].request_id, output))
         finally:
             if owner:  # the caller stopped early: free the engine for the next call
                 engine.abort_request(list(owner))
@@ -115,17 +120,27 @@ class VLLMEngine:
         unfinished = engine.get_num_unfinished_requests()
         return unfinished < previous_size or unfinished == 0 if self.overlap_shards else unfinished == 0
 
-    def _add(self, request: GenerationRequest) -> str:
-        """Queue one request under a fresh id; the prompt is tokenised here exactly as ``LLM.chat`` would."""
+    def _add(self, request: GenerationRequest) -> tuple[str, str | None]:
+        """Queue one request under a fresh engine id; the prompt is tokenised exactly as ``LLM.chat`` would.
+
+        Returns:
+            The engine id, and why vLLM refused the request (None if queued), e.g. a prompt longer than
+            ``max_model_len``: that seed becomes an ``engine_error`` reject instead of stopping the run.
+        """
+        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
 
         token_ids = self._tokenizer.apply_chat_template(
             list(request.messages), tokenize=True, add_generation_prompt=True, return_dict=False
         )
         request_id = f"datagen-{next(self._request_ids)}"
-        self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)),
-                                         self._sampling_params(request))
-        return request_id
+        try:
+            self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)),
+                                             self._sampling_params(request))
+        except (VLLMClientError, ValueError) as exc:  # vLLM's input validation; the engine itself is fine
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return request_id, f"vLLM refused the request: {first_line}"
+        return request_id, None
 
     def _step(self, engine) -> list:
         try:
@@ -153,23 +168,19 @@ class VLLMEngine:
 
 
 class _RunningBatch:
-    """A batch in the engine: its requests and the outputs that have come back so far."""
+    """A batch in the engine: its requests and the completions that have come back so far."""
 
     def __init__(self, requests: list[GenerationRequest]) -> None:
         self.requests = requests
-        self.outputs: list = [None] * len(requests)
+        self.answers: list[list[Completion] | None] = [None] * len(requests)
         self.missing = len(requests)
 
-    def answer(self, index: int, output) -> None:
-        self.outputs[index] = output
+    def answer(self, index: int, completions: list[Completion]) -> None:
+        self.answers[index] = completions
         self.missing -= 1
 
     def completions(self) -> list[Completion]:
-        return [
-            completion
-            for request, output in zip(self.requests, self.outputs, strict=True)
-            for completion in _to_completions(request.request_id, output)
-        ]
+        return [completion for answer in self.answers for completion in answer]
 
 
 def _take_finished(running: dict[int, _RunningBatch]) -> Iterator[tuple[int, list[Completion]]]:
