@@ -35,7 +35,7 @@ def _generate_command(task: str):
         engine: Optional[str] = typer.Option(None, help="vllm (offline vLLM), openai (any OpenAI-compatible server) or ray (vLLM replicas via Ray Data)."),
         mode: Optional[str] = typer.Option(None, help="separate: one prompt per output (the paper); joint: one JSON prompt."),
         config: Optional[Path] = typer.Option(None, help=f"YAML config; default pipelines/{task}.yaml."),
-        shard_rows: Optional[int] = typer.Option(None, help="Seeds per shard (also the engine batch)."),
+        shard_rows: Optional[int] = typer.Option(None, help="Seeds per shard (also the unit queued into the engine)."),
         seed: Optional[int] = typer.Option(None, help="Sampling seed."),
         temperature: Optional[float] = typer.Option(None, help="Sampling temperature (0 = greedy)."),
         max_tokens: Optional[int] = typer.Option(None, help="Max new tokens per completion."),
