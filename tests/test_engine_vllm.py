@@ -11,6 +11,7 @@ from datagen.engines.base import GenerationRequest
 from datagen.engines.vllm_engine import VLLMEngine, cpu_engine_env
 from datagen.models import resolve_model
 
+
 @pytest.fixture(scope="module")
 def engine(embedded_model_path: str):
     started = VLLMEngine(resolve_model("qwen2.5-0.5b"), sampling=SamplingConfig(temperature=0.0, max_tokens=12),
@@ -24,6 +25,13 @@ def batch(name: str, size: int) -> list[GenerationRequest]:
         GenerationRequest(f"{name}{i}", ({"role": "user", "content": f"Write one short sentence about the number {i}."},))
         for i in range(size)
     ]
+
+
+def uneven_batch(name: str) -> list[GenerationRequest]:
+    """Two requests that stop after a word and two that run to max_tokens, so the batch drains in steps."""
+    prompts = ["Reply with the single word: yes", "Reply with the single word: no",
+               "Count slowly from one to fifty in words.", "List twenty animals, separated by commas."]
+    return [GenerationRequest(f"{name}{i}", ({"role": "user", "content": text},)) for i, text in enumerate(prompts)]
 
 
 class Recorder:
@@ -53,7 +61,7 @@ def test_every_batch_comes_back_whole_in_request_order(engine):
 @pytest.mark.model
 def test_overlap_queues_the_next_batch_before_the_engine_drains(engine):
     engine.overlap_shards = True
-    batches = Recorder(engine, [batch("a", 4), batch("b", 4), batch("c", 4)])
+    batches = Recorder(engine, [uneven_batch("a"), uneven_batch("b"), uneven_batch("c")])
     list(engine.generate_batches(batches))
     assert batches.unfinished_at_pull[0] == 0
     assert all(count > 0 for count in batches.unfinished_at_pull[1:])  # the engine still had work queued
