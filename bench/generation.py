@@ -20,33 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tapped_engine import TappedEngine  # bench/ is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SEEDS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
-
-
-class SharedEngine:
-    """Wraps one started engine: counts output tokens and ignores close() so runs can reuse it."""
-
-    def __init__(self, engine):
-        self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.tokens = self.prompt_tokens = 0
-
-    def generate(self, requests):
-        completions = self.engine.generate(requests)
-        self._count(completions)
-        return completions
-
-    def generate_batches(self, batches):  # the pipeline streams shards through this, as without the wrapper
-        for position, completions in self.engine.generate_batches(batches):
-            self._count(completions)
-            yield position, completions
-
-    def _count(self, completions):
-        self.tokens += sum(c.completion_tokens for c in completions)
-        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
-
-    def close(self):
-        pass
 
 
 def run_raw(llm, params, conversations) -> tuple[float, int]:
@@ -56,15 +33,15 @@ def run_raw(llm, params, conversations) -> tuple[float, int]:
     return seconds, sum(len(o.token_ids) for out in outputs for o in out.outputs)
 
 
-def run_datagen(config, seeds: Path, shared: SharedEngine):
+def run_datagen(config, seeds: Path, shared: TappedEngine):
     from datagen.pipeline import generate
 
-    shared.tokens = shared.prompt_tokens = 0
+    shared.completions.clear()
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds, Path(out), engine_factory=lambda c, m: shared)
         seconds = time.perf_counter() - started
-    return seconds, shared.tokens, summary
+    return seconds, shared.output_tokens, summary
 
 
 def bench_mode(task: str, mode: str, seeds: Path, limit: int, repeats: int, engine) -> dict:
@@ -77,7 +54,7 @@ def bench_mode(task: str, mode: str, seeds: Path, limit: int, repeats: int, engi
     requests = render_requests(load_templates(task, mode), task, mode, [(str(s.index), s.text) for s in usable])
     conversations = [list(r.messages) for r in requests]
     params = [engine._sampling_params(r) for r in requests]  # the exact SamplingParams datagen sends
-    shared = SharedEngine(engine)
+    shared = TappedEngine(engine)
     run_raw(engine._llm, params[:8], conversations[:8])  # warm the prefix cache for both sides
     raw_rates, datagen_rates, summary, prompt_tokens = [], [], None, 0
     for _ in range(repeats):

@@ -23,25 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tapped_engine import TappedEngine  # bench/ is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_SEEDS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
-
-
-class CountingEngine:
-    """Wraps the openai engine to count output tokens of every completion (accepted or not)."""
-
-    def __init__(self, engine):
-        self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.tokens = 0
-
-    def generate(self, requests):
-        completions = self.engine.generate(requests)
-        self.tokens += sum(c.completion_tokens for c in completions)
-        return completions
-
-    def close(self):
-        self.engine.close()
 
 
 async def direct(base_url: str, bodies: list[dict], concurrency: int) -> int:
@@ -71,14 +57,14 @@ def run_datagen(config, seeds: Path) -> tuple[float, int, object]:
     counting = {}
 
     def factory(cfg, model):
-        counting["engine"] = CountingEngine(create_engine(cfg, model))
+        counting["engine"] = TappedEngine(create_engine(cfg, model), close_engine=True)
         return counting["engine"]
 
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds, Path(out), engine_factory=factory)
         seconds = time.perf_counter() - started
-    return seconds, counting["engine"].tokens, summary
+    return seconds, counting["engine"].output_tokens, summary
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from tapped_engine import TappedEngine  # bench/ is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SEEDS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
 MODELS = ("qwen2.5-0.5b", "qwen2.5-1.5b")
@@ -36,22 +38,6 @@ VARIANTS = {"shots3": None, "shots1": str(REPO / "prompts" / "variants" / "one_s
 
 def cell_name(model: str, mode: str, variant: str) -> str:
     return f"{model}_{mode}_{variant}"
-
-
-class SharedEngine:
-    """One started engine reused by several runs; close() is a no-op so the next cell keeps it."""
-
-    def __init__(self, engine):
-        self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-
-    def generate(self, requests):
-        return self.engine.generate(requests)
-
-    def generate_batches(self, batches):  # the pipeline streams shards through this, as without the wrapper
-        return self.engine.generate_batches(batches)
-
-    def close(self):
-        pass
 
 
 def wait_until_prepared(model: str, timeout_s: float) -> None:
@@ -83,7 +69,7 @@ def generate_cells(args) -> None:
         wait_until_prepared(model, args.wait_s)
         base = load_config(REPO / "pipelines" / f"{args.task}.yaml", {"model": model})
         started = time.perf_counter()
-        engine = SharedEngine(VLLMEngine(resolve_model(model), sampling=base.sampling, settings=base.vllm))
+        engine = TappedEngine(VLLMEngine(resolve_model(model), sampling=base.sampling, settings=base.vllm))
         print(f"{model}: engine started in {time.perf_counter() - started:.1f} s", flush=True)
         for mode, variant in todo:
             out = args.work / cell_name(model, mode, variant)

@@ -22,28 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tapped_engine import TappedEngine  # bench/ is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_SEEDS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
-
-
-class CountingRayEngine:
-    """The ray engine, counting output tokens; close() is skipped so the Ray instance is shared."""
-
-    def __init__(self, engine) -> None:
-        self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.tokens = 0
-
-    def generate(self, requests):
-        return self.engine.generate(requests)
-
-    def generate_batches(self, batches):
-        for position, completions in self.engine.generate_batches(batches):
-            self.tokens += sum(c.completion_tokens for c in completions)
-            yield position, completions
-
-    def close(self) -> None:
-        pass
 
 
 def run_raw(ray, config, model_path: str, requests) -> tuple[float, int]:
@@ -77,13 +60,13 @@ def run_datagen(config, seeds: Path, model) -> tuple[float, int, object]:
     from datagen.engines.ray_engine import RayEngine
     from datagen.pipeline import generate
 
-    engine = CountingRayEngine(RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm,
+    engine = TappedEngine(RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm,
                                          settings=config.ray))
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds, Path(out), engine_factory=lambda c, m: engine)
         seconds = time.perf_counter() - started
-    return seconds, engine.tokens, summary
+    return seconds, engine.output_tokens, summary
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tapped_engine import TappedEngine  # bench/ is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_SEEDS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
@@ -93,30 +95,6 @@ def summarise(name, seconds, completions, verdict, startup_s, extra=None) -> dic
 # ---------------------------------------------------------------- (1) datagen
 
 
-class CountingEngine:
-    """Wraps the started engine: keeps completions for the token count and ignores close().
-
-    Forwards ``generate_batches`` too, so the pipeline streams shards exactly as without the wrapper.
-    """
-
-    def __init__(self, engine):
-        self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.completions = []
-
-    def generate(self, requests):
-        completions = self.engine.generate(requests)
-        self.completions.extend(completions)
-        return completions
-
-    def generate_batches(self, batches):
-        for position, completions in self.engine.generate_batches(batches):
-            self.completions.extend(completions)
-            yield position, completions
-
-    def close(self):
-        pass
-
-
 def run_datagen(task: str, limit: int, seeds_path: Path) -> dict:
     from datagen.engines import create_engine
     from datagen.models import resolve_model
@@ -127,7 +105,7 @@ def run_datagen(task: str, limit: int, seeds_path: Path) -> dict:
     engine = create_engine(config, resolve_model(config.model))
     startup = time.perf_counter() - started
     engine.generate(requests_for(config, templates, warmup))
-    counting = CountingEngine(engine)
+    counting = TappedEngine(engine)
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds_path, Path(out), engine_factory=lambda c, m: counting)

