@@ -58,9 +58,9 @@ def write_plain_seeds(args: argparse.Namespace) -> Path:
 
 
 def run_variant(name: str, overrides: dict, args: argparse.Namespace) -> dict:
-    from datagen.evaluation import evaluate_path
-    from datagen.rfd import compute_rfd
-    from datagen.training import TrainConfig, train
+    from datagen.evaluate.sts import evaluate_path
+    from datagen.evaluate.rfd import compute_rfd
+    from datagen.train.loop import TrainConfig, train
 
     run_dir = args.out / name
     config = TrainConfig(encoder=args.encoder, pooler=args.pooler, steps=args.steps, batch_size=args.batch_size,
@@ -77,9 +77,9 @@ def time_datagen_steps(plain: Path, args: argparse.Namespace) -> list[float]:
     """Seconds per datagen training step (simcse rows: 2 x batch texts per forward)."""
     import torch
 
-    from datagen.losses import NGCSELoss
-    from datagen.train_data import iterate_batches, read_plain_rows
-    from datagen.training import TrainConfig, build_model, train_step
+    from datagen.train.losses import NGCSELoss
+    from datagen.train.data import iterate_batches, read_plain_rows
+    from datagen.train.loop import TrainConfig, build_model, train_step
 
     config = TrainConfig(objective="simcse", plain=str(plain), encoder=args.encoder, pooler=args.pooler,
                          batch_size=args.batch_size)

@@ -34,7 +34,7 @@ def run_raw(llm, params, conversations) -> tuple[float, int]:
 
 
 def run_datagen(config, seeds: Path, shared: TappedEngine):
-    from datagen.pipeline import generate
+    from datagen.generation.run import generate
 
     shared.completions.clear()
     with tempfile.TemporaryDirectory() as out:
@@ -46,8 +46,8 @@ def run_datagen(config, seeds: Path, shared: TappedEngine):
 
 def bench_mode(task: str, mode: str, seeds: Path, limit: int, repeats: int, engine) -> dict:
     from datagen.config import load_config
-    from datagen.prompts import load_templates, render_requests
-    from datagen.seeds import read_seeds
+    from datagen.generation.prompts import load_templates, render_requests
+    from datagen.dataset.seeds import read_seeds
 
     config = load_config(REPO / "pipelines" / f"{task}.yaml", {"mode": mode, "limit": limit, "shard_rows": limit})
     usable = [s for s in read_seeds(seeds, limit=limit) if not s.problem]

@@ -43,8 +43,8 @@ def child(size: int, task: str, shard_rows: int, streaming: bool) -> None:
     """Run one generation with the fake engine and print a JSON line with the memory figures."""
     sys.path.insert(0, str(REPO))
     from datagen.config import load_config
-    from datagen.pipeline import generate
-    from tests.fakes import FakeEngine
+    from datagen.generation.run import generate
+    from tests.support.fakes import FakeEngine
 
     class ForgetfulEngine(FakeEngine):
         """FakeEngine without its test-only record of every batch (which would grow with the run)."""

@@ -1,6 +1,6 @@
 """Benchmark: the openai engine end to end vs the same vLLM server driven directly with the openai client.
 
-One real vLLM OpenAI-compatible server is started (``datagen.server.launch_vllm_server``) and shared.
+One real vLLM OpenAI-compatible server is started (``datagen.engines.vllm_server.launch_vllm_server``) and shared.
 Both sides send the same rendered chat messages with the same body (temperature, top_p, max_tokens,
 n, seed, the joint JSON schema as ``response_format``) at the same concurrency (16). The direct side is
 what a user would write: ``AsyncOpenAI`` plus a semaphore and ``asyncio.gather``. The datagen side is
@@ -52,7 +52,7 @@ def run_direct(base_url, bodies, concurrency) -> tuple[float, int]:
 
 def run_datagen(config, seeds: Path) -> tuple[float, int, object]:
     from datagen.engines import create_engine
-    from datagen.pipeline import generate
+    from datagen.generation.run import generate
 
     counting = {}
 
@@ -82,9 +82,9 @@ def main() -> None:
     from datagen.config import load_config
     from datagen.engines.openai_server import OpenAIEngine
     from datagen.models import resolve_model
-    from datagen.prompts import load_templates, render_requests
-    from datagen.seeds import read_seeds
-    from datagen.server import launch_vllm_server
+    from datagen.generation.prompts import load_templates, render_requests
+    from datagen.dataset.seeds import read_seeds
+    from datagen.engines.vllm_server import launch_vllm_server
 
     model = resolve_model(args.model)
     started = time.perf_counter()

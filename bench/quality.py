@@ -4,7 +4,7 @@ Cells: model (qwen2.5-0.5b, qwen2.5-1.5b) x mode (separate, joint) x prompt vari
 (``shots3``: the packaged prompts/, three few-shot examples; ``shots1``: prompts/variants/one_shot,
 the first example only). Every cell generates from the same first ``--limit`` usable seeds of
 the wiki1m sample with the same sampling config (pipelines/<task>.yaml), then is scored with
-``datagen.scoring.score_dataset`` (reference encoder all-MiniLM-L6-v2).
+``datagen.quality.score.score_dataset`` (reference encoder all-MiniLM-L6-v2).
 
     flock /tmp/datagen-bench.lock .venv/bin/python bench/quality.py --limit 48 --work /tmp/datagen-quality
     .venv/bin/python bench/quality.py --score-only --work /tmp/datagen-quality   # re-score, print the table
@@ -59,7 +59,7 @@ def generate_cells(args) -> None:
     from datagen.config import load_config
     from datagen.engines.vllm_engine import VLLMEngine
     from datagen.models import resolve_model
-    from datagen.pipeline import generate
+    from datagen.generation.run import generate
 
     for model in args.models:
         todo = [(mode, variant) for mode in MODES for variant in VARIANTS
@@ -90,7 +90,7 @@ def generate_cells(args) -> None:
 
 def score_cells(args) -> list[dict]:
     from datagen.encoders import load_encoder
-    from datagen.scoring import score_dataset
+    from datagen.quality.score import score_dataset
 
     encoder = load_encoder("minilm")
     table = []

@@ -58,7 +58,7 @@ def run_raw(ray, config, model_path: str, requests) -> tuple[float, int]:
 
 def run_datagen(config, seeds: Path, model) -> tuple[float, int, object]:
     from datagen.engines.ray_engine import RayEngine
-    from datagen.pipeline import generate
+    from datagen.generation.run import generate
 
     engine = TappedEngine(RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm,
                                          settings=config.ray))
@@ -86,8 +86,8 @@ def main() -> None:
 
     from datagen.config import load_config
     from datagen.models import resolve_model
-    from datagen.prompts import load_templates, render_requests
-    from datagen.seeds import read_seeds
+    from datagen.generation.prompts import load_templates, render_requests
+    from datagen.dataset.seeds import read_seeds
 
     config = load_config(REPO / "pipelines" / f"{args.task}.yaml",
                          {"engine": "ray", "limit": args.limit, "shard_rows": 16})

@@ -32,9 +32,9 @@ def main() -> None:
 
     from datagen import models
     from datagen.config import load_config
-    from datagen.pipeline import generate
-    from datagen.scoring import score_dataset
-    from tests.fakes import FakeEngine
+    from datagen.generation.run import generate
+    from datagen.quality.score import score_dataset
+    from tests.support.fakes import FakeEngine
 
     models.resolve_model = lambda name: models.ResolvedModel(name, name, "sha-" + name)  # no LLM here
     config = load_config(REPO / "pipelines" / f"{args.task}.yaml", {"limit": args.rows, "mode": "joint"})

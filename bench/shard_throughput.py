@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 def synthetic_chunk(start: int, count: int, task: str):
     """Seeds and joint completions for seeds ``start .. start+count``, all distinct and valid."""
     from datagen.engines.base import Completion
-    from datagen.seeds import Seed
+    from datagen.dataset.seeds import Seed
 
     seeds, completions = [], {}
     for i in range(start, start + count):
@@ -55,8 +55,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from datagen.config import load_config
-    from datagen.shards import data_schema, rejects_schema, write_shard
-    from datagen.validate import RunContext, SeenOutputs, ShardResult, judge_seed
+    from datagen.dataset.shards import data_schema, rejects_schema, write_shard
+    from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, judge_seed
 
     config = load_config(REPO / "pipelines" / f"{args.task}.yaml", {"shard_rows": args.shard_rows})
     ctx = RunContext(config.task, config.mode, "bench-model", "0" * 64)

@@ -50,8 +50,8 @@ CONCURRENCY = 16
 def load_job(task: str, limit: int, seeds_path: Path):
     """Config, templates, measured seeds and warm-up seeds, exactly as datagen would use them."""
     from datagen.config import load_config
-    from datagen.prompts import load_templates
-    from datagen.seeds import read_seeds
+    from datagen.generation.prompts import load_templates
+    from datagen.dataset.seeds import read_seeds
 
     config = load_config(REPO / "pipelines" / f"{task}.yaml", {"limit": limit})
     templates = load_templates(task, config.mode)
@@ -60,14 +60,14 @@ def load_job(task: str, limit: int, seeds_path: Path):
 
 
 def requests_for(config, templates, seeds):
-    from datagen.prompts import render_requests
+    from datagen.generation.prompts import render_requests
 
     return render_requests(templates, config.task, config.mode, [(str(s.index), s.text) for s in seeds])
 
 
 def judge(config, templates, seeds, completions) -> dict:
     """datagen's own parse + validate over any engine's completions: accepted rows and reject reasons."""
-    from datagen.validate import RunContext, ShardResult, judge_seed
+    from datagen.generation.rows import RunContext, ShardResult, judge_seed
 
     ctx = RunContext(config.task, config.mode, "bench", "bench")
     by_id = {}
@@ -98,7 +98,7 @@ def summarise(name, seconds, completions, verdict, startup_s, extra=None) -> dic
 def run_datagen(task: str, limit: int, seeds_path: Path) -> dict:
     from datagen.engines import create_engine
     from datagen.models import resolve_model
-    from datagen.pipeline import generate
+    from datagen.generation.run import generate
 
     config, templates, seeds, warmup = load_job(task, limit, seeds_path)
     started = time.perf_counter()

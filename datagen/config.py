@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +22,14 @@ from datagen.errors import ConfigError
 SCHEMA_VERSION = 1
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def packaged(*parts: str) -> Path:
+    """A file or folder shipped inside the datagen package (``prompts/``, ``pipelines/``).
+
+    Package data, not a path beside the checkout, so an installed wheel finds its templates and defaults.
+    """
+    return Path(str(resources.files("datagen").joinpath(*parts)))
 Task = Literal["nli", "sts"]
 Mode = Literal["separate", "joint"]
 EngineName = Literal["vllm", "openai", "ray"]

@@ -17,7 +17,7 @@ def embedded_model_path() -> str:
 def vllm_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathFactory):
     """Base URL (``http://127.0.0.1:PORT/v1``) of a real vLLM server serving the embedded model
     as ``qwen2.5-0.5b``; started per test module (~40-50 s) so its ~4 GB is freed when the module ends."""
-    from datagen.server import launch_vllm_server
+    from datagen.engines.vllm_server import launch_vllm_server
 
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
     with launch_vllm_server(
@@ -35,7 +35,7 @@ def batch_invariant_server_url(embedded_model_path: str, tmp_path_factory: pytes
     """Like ``vllm_server_url``, but one request at a time and no prefix cache, so a greedy run is
     reproducible token for token (vLLM on CPU is not batch invariant); for the suites that compare a
     resumed run with an uninterrupted one."""
-    from datagen.server import launch_vllm_server
+    from datagen.engines.vllm_server import launch_vllm_server
 
     with launch_vllm_server(
         embedded_model_path,

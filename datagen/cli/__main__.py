@@ -1,0 +1,3 @@
+from datagen.cli.app import main
+
+main()

@@ -1,0 +1,163 @@
+"""Command line for the downstream stage: train, eval, rfd, report, run.
+
+``register(app)`` adds the commands to datagen's main Typer app. Each command
+only turns flags into a config and calls one library function.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from datagen.config import packaged
+from datagen.errors import ConfigError, DatagenError
+
+PIPELINES = packaged("pipelines")
+
+
+def _fail(error: DatagenError) -> None:
+    from datagen.cli.console import fail
+
+    fail(error)
+
+
+def _parse_margins(text: str | None) -> tuple[float | None, float | None]:
+    if text is None:
+        return None, None
+    try:
+        first, second = (float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--margins '{text}' must be two numbers 'm1,m2', e.g. 5e-3,5e-2") from exc
+    return first, second
+
+
+def _parse_tasks(tasks: Optional[list[str]]) -> tuple[str, ...] | None:
+    if not tasks:
+        return None
+    return tuple(t.strip() for item in tasks for t in item.split(",") if t.strip())
+
+
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Run dir: model files + metrics / alignment CSVs."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Generation output dir (repeatable)."),
+    plain: Optional[Path] = typer.Option(None, "--plain", help="Plain sentences (.txt/.jsonl/.parquet) to mix in."),
+    objective: Optional[str] = typer.Option(None, help="simcse | nli | sts."),
+    encoder: Optional[str] = typer.Option(None, help="Registry name (minilm), local folder or hub id."),
+    pooler: Optional[str] = typer.Option(None, help="cls | avg | mask."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Training truncation in tokens (paper: 32)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Overrides --epochs."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between STS-B dev evaluations."),
+    temp: Optional[float] = typer.Option(None, "--temp", help="InfoNCE temperature (paper: 0.05)."),
+    margins: Optional[str] = typer.Option(None, "--margins", help="HT margins 'm1,m2' (paper: 5e-3,5e-2)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="HT weight (paper: 1; 0 = InfoNCE only)."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    plain_limit: Optional[int] = typer.Option(None, "--plain-limit", help="Use only the first N plain sentences."),
+    dev_limit: Optional[int] = typer.Option(None, "--dev-limit", help="Cap dev pairs per evaluation (smoke tests)."),
+    config: Optional[Path] = typer.Option(None, help="YAML; default pipelines/train_<objective>.yaml."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Train a sentence encoder on generated shards (InfoNCE + hierarchical triplet loss)."""
+    from datagen.train.loop import load_train_config, train
+
+    try:
+        margin1, margin2 = _parse_margins(margins)
+        default = PIPELINES / f"train_{objective or 'sts'}.yaml"
+        cfg = load_train_config(
+            config or (default if default.is_file() else None),
+            {
+                "data": tuple(str(d) for d in data or ()), "plain": str(plain) if plain else None,
+                "objective": objective, "encoder": encoder, "pooler": pooler, "batch_size": batch_size, "lr": lr,
+                "max_len": max_len, "epochs": epochs, "steps": steps, "eval_every": eval_every,
+                "temperature": temp, "margin1": margin1, "margin2": margin2, "beta": beta, "seed": seed,
+                "plain_limit": plain_limit, "dev_limit": dev_limit,
+            },
+        )
+        result = train(cfg, out, progress=not quiet)
+    except DatagenError as error:
+        _fail(error)
+    best = f"{result.best_stsb:.2f} at step {result.best_step}" if result.best_step else "none"
+    typer.echo(f"{out}: {result.steps} steps, {result.steps_per_second:.2f} steps/s, best STS-B dev {best}")
+
+
+def eval_command(
+    model: str = typer.Argument(..., help="Run dir, model folder, registry name (minilm) or hub id."),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="e.g. STS12,STS-B,SICK-R (default: all 7)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SentEval folder; default $DATAGEN_DATA."),
+    as_json: bool = typer.Option(False, "--json", help="Print {\"STS12\": ..., \"Avg\": ...}."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Also write the JSON here (dir: sts_results.json)."),
+    batch_size: int = typer.Option(128, "--batch-size"),
+) -> None:
+    """STS12-16 ('all'), STS-B test, SICK-R test: Spearman x100 of cosine scores, and their average."""
+    from datagen.evaluate.sts import TASKS, evaluate_path, format_table
+
+    try:
+        results = evaluate_path(model, tasks=_parse_tasks(tasks) or TASKS, data_dir=data_dir,
+                                batch_size=batch_size, save_to=save)
+    except DatagenError as error:
+        _fail(error)
+    typer.echo(json.dumps(results) if as_json else format_table(results))
+
+
+def rfd_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run dirs, or folders of run dirs (e.g. ngcse-logs)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON: one object for one run, else a list."),
+) -> None:
+    """RFD_a, RFD_u and the top-5 STS-B dev mean from training logs (ours or the paper's)."""
+    from datagen.evaluate.rfd import format_rfd_table, rfd_table
+
+    try:
+        results = rfd_table(run_dirs)
+    except DatagenError as error:
+        _fail(error)
+    if as_json:
+        payload = results[0].as_dict() if len(results) == 1 else [{"run": r.run, **r.as_dict()} for r in results]
+        typer.echo(json.dumps(payload))
+        return
+    typer.echo(format_rfd_table(results))
+
+
+def report_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run dirs or folders of run dirs."),
+    out: Path = typer.Option(..., "--out", help="Folder for the PNGs."),
+) -> None:
+    """PNG plots: RFD scatter, alignment/uniformity trajectories, STS results table."""
+    from datagen.evaluate.report import make_report
+
+    try:
+        written = make_report(run_dirs, out)
+    except DatagenError as error:
+        _fail(error)
+    for path in written:
+        typer.echo(str(path))
+
+
+def run_command(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML, e.g. pipelines/ngcse_small.yaml."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Run generate -> train -> eval -> rfd (-> report) from one YAML file."""
+    from datagen.workflow import load_pipeline, run_pipeline
+
+    try:
+        outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=typer.echo)
+    except DatagenError as error:
+        _fail(error)
+    if outcome["eval"] is not None:
+        typer.echo("eval " + json.dumps(outcome["eval"]))
+    if outcome["rfd"] is not None:
+        typer.echo("rfd " + json.dumps(outcome["rfd"]))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the downstream commands to datagen's main app."""
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.command("rfd")(rfd_command)
+    app.command("report")(report_command)
+    app.command("run")(run_command)

@@ -1,0 +1,95 @@
+"""Command line for scoring and filtering: ``datagen score`` and ``datagen filter``.
+
+``register(app)`` adds the commands to datagen's main Typer app; each calls one library function
+(``datagen.quality.score.score_dataset``, ``datagen.quality.filter.filter_dataset``) and prints its result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from datagen.errors import DatagenError
+
+
+def _fail(error: DatagenError) -> None:
+    from datagen.cli.console import fail
+
+    fail(error)
+
+
+def score_command(
+    out: Path = typer.Argument(..., help="Output directory of a datagen nli/sts (or filter) run."),
+    encoder: str = typer.Option("minilm", help="Reference encoder: registry name, model folder or hub id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the dataset summary as JSON."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also draw PNGs (margins, rejects, overlap) here."),
+    data_dir: Optional[Path] = typer.Option(None, help="SentEval folder for STS-B dev (default $DATAGEN_DATA)."),
+) -> None:
+    """Score rows (tier cosines, margins, overlap) into OUT/scores/ and summarise the dataset."""
+    from datagen.quality.score import score_dataset
+
+    try:
+        summary = score_dataset(out, encoder=encoder, data_dir=data_dir)
+        plots = []
+        if report is not None:
+            from datagen.quality.plots import plot_scores
+
+            plots = plot_scores(out, report)
+    except DatagenError as error:
+        _fail(error)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    for path in plots:
+        typer.echo(f"wrote {path}")
+
+
+def filter_command(
+    out: Path = typer.Argument(..., help="A scored output directory (run `datagen score OUT` first)."),
+    dest: Path = typer.Option(..., "--out", help="New output directory for the rows that pass."),
+    require_tier_order: bool = typer.Option(False, help="Drop rows whose tier order fails (tier_ok false)."),
+    min_margin: Optional[float] = typer.Option(None, help="Drop rows whose smallest tier margin is below X."),
+    max_overlap: Optional[float] = typer.Option(None, help="Drop rows with an output whose edit ratio to the anchor is above Y."),
+    overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
+) -> None:
+    """Write the rows of a scored dataset that pass the thresholds as a new dataset."""
+    from datagen.quality.filter import FilterSpec, filter_dataset
+
+    try:
+        spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap)
+        summary = filter_dataset(out, dest, spec, overwrite=overwrite)
+    except DatagenError as error:
+        _fail(error)
+    dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
+    typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")
+
+
+def _print_summary(s: dict) -> None:
+    typer.echo(f"{s['task']}: {s['rows']} rows, acceptance {s['acceptance_rate']:.1%}, "
+               f"tier order holds for {s['tier_consistency_rate']:.1%}")
+    for name, q in s["margins"].items():
+        typer.echo(f"  {name:<15} mean {q['mean']:+.3f}  p05 {q['p05']:+.3f}  p50 {q['p50']:+.3f}  p95 {q['p95']:+.3f}")
+    for field, q in s["overlap"].items():
+        typer.echo(f"  overlap {field:<13} edit mean {q['mean']:.3f}  p95 {q['p95']:.3f}  jaccard mean {q['jaccard_mean']:.3f}")
+    d = s["diversity"]
+    typer.echo(f"  diversity: distinct-1 {d['distinct_1']:.3f}  distinct-2 {d['distinct_2']:.3f}  "
+               f"near-duplicates {d['near_duplicate_rate']:.1%}")
+    diff = s["difficulty"]
+    dev = diff["stsb_dev"] or {}
+    typer.echo(f"  difficulty: align gen {diff['generated']['alignment']:.3f} / STS-B dev {dev.get('alignment', float('nan')):.3f}"
+               f" (delta {diff['delta_alignment'] if diff['delta_alignment'] is not None else 'n/a'}); "
+               f"uniform gen {diff['generated']['uniformity']} / dev {dev.get('uniformity', 'n/a')} "
+               f"(delta {diff['delta_uniformity'] if diff['delta_uniformity'] is not None else 'n/a'})")
+    for reason, count in s["reject_reasons"].items():
+        typer.echo(f"  reject {reason:<26} {count}")
+    typer.echo(f"  {s['unique_sentences']} unique sentences; {s['seconds']['total']:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``score`` and ``filter`` to the main app."""
+    app.command("score")(score_command)
+    app.command("filter")(filter_command)

@@ -1,0 +1,87 @@
+import pytest
+from pydantic import ValidationError
+
+from datagen.config import ValidationConfig
+from datagen.tasks.records import NLITriple, STSTuple, similarity
+
+ANCHOR = "A black dog is chasing a frisbee across a sunny park."
+GOOD_STS = {
+    "anchor": ANCHOR,
+    "positive": "Across a sunny park, a black dog runs after a frisbee.",
+    "intermediate": "A dog is chasing a frisbee.",
+    "negative": "A cat is sleeping on a cold windowsill.",
+}
+
+
+def reason_of(model, data, settings=None):
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data, context=settings or ValidationConfig())
+    error = caught.value.errors()[0]
+    return error["type"], error["loc"][0] if error["loc"] else (error.get("ctx") or {}).get("field")
+
+
+def test_good_sts_tuple_is_accepted():
+    assert STSTuple.model_validate(GOOD_STS, context=ValidationConfig()).intermediate == "A dog is chasing a frisbee."
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("positive", "", "empty"),
+        ("positive", "Dog.", "too_short"),
+        ("positive", "word " * 200, "too_long"),
+        ("positive", "Sure, here is a paraphrase of the sentence.", "meta_text"),
+        ("positive", "Hypothesis: a dog runs after a frisbee.", "meta_text"),
+        ("positive", "1. A dog runs after a frisbee in a park.", "meta_text"),
+        ("negative", "I'm sorry, but I cannot help with that request.", "refusal"),
+        ("negative", "12345 67890 !!!", "no_words"),
+        ("positive", ANCHOR.upper(), "copies_anchor"),
+        ("negative", GOOD_STS["positive"], "copies_other_output"),
+        ("intermediate", "A black dog is happily chasing a red frisbee across a big sunny park.", "intermediate_not_shorter"),
+    ],
+)
+def test_bad_sts_outputs_are_rejected_with_reason_and_field(field, value, reason):
+    code, where = reason_of(STSTuple, {**GOOD_STS, field: value})
+    assert code == reason
+    assert where == field
+
+
+def test_thresholds_come_from_config():
+    lenient = ValidationConfig(require_shorter_intermediate=False, min_chars=2, max_similarity_between_outputs=1.0)
+    data = {**GOOD_STS, "intermediate": GOOD_STS["positive"] + " Really.", "negative": "No."}
+    assert STSTuple.model_validate(data, context=lenient).negative == "No."
+
+
+def test_not_only_contradiction_is_kept_but_near_copy_is_not():
+    # Inserting "not" is a real (if easy) contradiction; a verbatim copy is not.
+    ok = {"anchor": ANCHOR, "entailment": "A dog is outside.", "contradiction": "A black dog is not chasing a frisbee."}
+    assert NLITriple.model_validate(ok, context=ValidationConfig())
+    copy = {**ok, "contradiction": ANCHOR.rstrip(".")}
+    assert reason_of(NLITriple, copy)[0] == "copies_anchor"
+
+
+def test_one_word_hard_negative_is_kept_but_one_word_positive_is_a_copy():
+    anchor = "The 1851 census counted 35,302 males among the 63,700 people of South Australia."
+    flipped = anchor.replace("males", "females")
+    data = {"anchor": anchor, "positive": anchor.replace("census counted", "census then counted"),
+            "intermediate": "The 1851 census counted the people.", "negative": flipped}
+    # a positive that only adds filler words is still a copy of the anchor ...
+    assert reason_of(STSTuple, data)[0] == "copies_anchor"
+    # ... while a negative with one word flipped is a hard negative, not a copy
+    data["positive"] = "South Australia had 63,700 inhabitants in 1851, 35,302 of them male."
+    assert STSTuple.model_validate(data, context=ValidationConfig()).negative == flipped
+
+
+def test_similarity_ignores_case_and_punctuation():
+    assert similarity("A dog, running!", "a dog running") == 1.0
+    assert similarity("A dog runs.", "The stock market fell.") < 0.5
+
+
+@pytest.mark.parametrize(
+    "text, script",
+    [("A dog runs.", "LATIN"), ("123 - 456!", "NONE"), ("", "NONE"), ("Café au lait", "LATIN"), ("一只狗在跑 run", "CJK")],
+)
+def test_script_ascii_fast_path_agrees_with_unicode_names(text, script):
+    from datagen.tasks.records import _script
+
+    assert _script(text) == script
