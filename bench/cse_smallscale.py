@@ -142,7 +142,7 @@ def main() -> None:
         variants = [("a_simcse", {"objective": "simcse", "plain": str(plain)})]
         extra = {"plain": str(plain)} if args.hybrid else {}
         if args.nli_data:
-            variants.append(("b_nli", {"objective": "nli", "data": (str(args.nli_data),), "margin2": 1e-1, **extra}))
+            variants.append(("b_nli", {"objective": "nli", "data": (str(args.nli_data),), "loss": {"name": "ngcse", "margin2": 1e-1}, **extra}))
         if args.sts_data:
             variants.append(("c_sts_ht", {"objective": "sts", "data": (str(args.sts_data),), **extra}))
         for name, overrides in [v for v in variants if v[0][0] in args.only.split(",")]:

@@ -51,13 +51,13 @@ def run_direct(base_url, bodies, concurrency) -> tuple[float, int]:
 
 
 def run_datagen(config, seeds: Path) -> tuple[float, int, object]:
-    from datagen.engines import create_engine
+    from datagen.engines import build_engine
     from datagen.generation.run import generate
 
     counting = {}
 
     def factory(cfg, model):
-        counting["engine"] = TappedEngine(create_engine(cfg, model), close_engine=True)
+        counting["engine"] = TappedEngine(build_engine(cfg, model), close_engine=True)
         return counting["engine"]
 
     with tempfile.TemporaryDirectory() as out:
@@ -80,6 +80,7 @@ def main() -> None:
         sys.exit(f"seed file {args.seeds} not found; pass --seeds FILE")
 
     from datagen.config import load_config
+    from datagen.engines import served_model
     from datagen.engines.openai_server import OpenAIEngine
     from datagen.models import resolve_model
     from datagen.generation.prompts import load_templates, render_requests
@@ -97,7 +98,8 @@ def main() -> None:
         requests = render_requests(load_templates(args.task, args.mode), args.task, args.mode,
                                    [(str(s.index), s.text) for s in usable])
         # The exact body datagen's engine sends, so the two sides differ only in the code around it.
-        shaper = OpenAIEngine(args.model, settings=config.openai, sampling=config.sampling, probe=False)
+        shaper = OpenAIEngine(served_model(args.model), sampling=config.sampling, settings=config.openai,
+                              probe=False)
         bodies = [shaper._request_body(r) for r in requests]
         concurrency = config.openai.concurrency
         run_direct(base_url, bodies[:8], concurrency)  # warm the prefix cache for both sides

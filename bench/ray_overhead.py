@@ -57,11 +57,10 @@ def run_raw(ray, config, model_path: str, requests) -> tuple[float, int]:
 
 
 def run_datagen(config, seeds: Path, model) -> tuple[float, int, object]:
-    from datagen.engines.ray_engine import RayEngine
+    from datagen.engines import build_engine
     from datagen.generation.run import generate
 
-    engine = TappedEngine(RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm,
-                                         settings=config.ray))
+    engine = TappedEngine(build_engine(config, model))
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         summary = generate(config, seeds, Path(out), engine_factory=lambda c, m: engine)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator, Sequence
+
+from datagen.engines.base import Completion, Engine, GenerationRequest, stream_batches
+
 
 class TappedEngine:
     """Pass every call through to ``engine`` and keep the completions that come back.
 
-    ``generate_batches`` is offered only when the wrapped engine has it, so the pipeline takes exactly
-    the path it would take without the wrapper. ``close()`` is skipped unless ``close_engine``, so one
-    started engine (or Ray instance) serves several runs.
+    A ``StreamingEngine`` whatever it wraps: ``generate_batches`` is ``stream_batches(engine, ...)``,
+    which uses the wrapped engine's own streaming when it declares it and one ``generate`` per batch
+    otherwise, exactly what the pipeline does with the bare engine. Logprobs are not passed through
+    (no benchmark judges through it). ``close()`` is skipped unless ``close_engine``, so one started
+    engine (or Ray instance) serves several runs.
     """
 
-    def __init__(self, engine, *, close_engine: bool = False) -> None:
+    def __init__(self, engine: Engine, *, close_engine: bool = False) -> None:
         self.engine, self.name, self.model_name = engine, engine.name, engine.model_name
-        self.completions: list = []
+        self.completions: list[Completion] = []
         self._close_engine = close_engine
-        if hasattr(engine, "generate_batches"):
-            self.generate_batches = self._generate_batches
 
     @property
     def output_tokens(self) -> int:
@@ -26,13 +30,15 @@ class TappedEngine:
     def prompt_tokens(self) -> int:
         return sum(c.prompt_tokens for c in self.completions)
 
-    def generate(self, requests):
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         completions = self.engine.generate(requests)
         self.completions.extend(completions)
         return completions
 
-    def _generate_batches(self, batches):
-        for position, completions in self.engine.generate_batches(batches):
+    def generate_batches(
+        self, batches: Iterable[Sequence[GenerationRequest]]
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        for position, completions in stream_batches(self.engine, batches):
             self.completions.extend(completions)
             yield position, completions
 

@@ -96,13 +96,12 @@ def summarise(name, seconds, completions, verdict, startup_s, extra=None) -> dic
 
 
 def run_datagen(task: str, limit: int, seeds_path: Path) -> dict:
-    from datagen.engines import create_engine
-    from datagen.models import resolve_model
+    from datagen.engines import build_engine, resolve_engine_model
     from datagen.generation.run import generate
 
     config, templates, seeds, warmup = load_job(task, limit, seeds_path)
     started = time.perf_counter()
-    engine = create_engine(config, resolve_model(config.model))
+    engine = build_engine(config, resolve_engine_model(config))
     startup = time.perf_counter() - started
     engine.generate(requests_for(config, templates, warmup))
     counting = TappedEngine(engine)

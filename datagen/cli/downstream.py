@@ -12,16 +12,12 @@ from typing import Optional
 
 import typer
 
+from datagen.cli.console import user_errors
+from datagen.cli.flags import overrides
 from datagen.config import packaged
-from datagen.errors import ConfigError, DatagenError
+from datagen.errors import ConfigError
 
 PIPELINES = packaged("pipelines")
-
-
-def _fail(error: DatagenError) -> None:
-    from datagen.cli.console import fail
-
-    fail(error)
 
 
 def _parse_margins(text: str | None) -> tuple[float | None, float | None]:
@@ -40,6 +36,7 @@ def _parse_tasks(tasks: Optional[list[str]]) -> tuple[str, ...] | None:
     return tuple(t.strip() for item in tasks for t in item.split(",") if t.strip())
 
 
+@user_errors
 def train_command(
     out: Path = typer.Option(..., "--out", help="Run dir: model files + metrics / alignment CSVs."),
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Generation output dir (repeatable)."),
@@ -65,26 +62,24 @@ def train_command(
     """Train a sentence encoder on generated shards (InfoNCE + hierarchical triplet loss)."""
     from datagen.train.loop import load_train_config, train
 
-    try:
-        margin1, margin2 = _parse_margins(margins)
-        default = PIPELINES / f"train_{objective or 'sts'}.yaml"
-        cfg = load_train_config(
-            config or (default if default.is_file() else None),
-            {
-                "data": tuple(str(d) for d in data or ()), "plain": str(plain) if plain else None,
-                "objective": objective, "encoder": encoder, "pooler": pooler, "batch_size": batch_size, "lr": lr,
-                "max_len": max_len, "epochs": epochs, "steps": steps, "eval_every": eval_every,
-                "temperature": temp, "margin1": margin1, "margin2": margin2, "beta": beta, "seed": seed,
-                "plain_limit": plain_limit, "dev_limit": dev_limit,
-            },
-        )
-        result = train(cfg, out, progress=not quiet)
-    except DatagenError as error:
-        _fail(error)
+    margin1, margin2 = _parse_margins(margins)
+    default = PIPELINES / f"train_{objective or 'sts'}.yaml"
+    cfg = load_train_config(
+        config or (default if default.is_file() else None),
+        overrides({
+            "data": data or (), "plain": plain,
+            "objective": objective, "encoder": encoder, "pooler": pooler, "batch_size": batch_size, "lr": lr,
+            "max_len": max_len, "epochs": epochs, "steps": steps, "eval_every": eval_every,
+            "temperature": temp, "margin1": margin1, "margin2": margin2, "beta": beta, "seed": seed,
+            "plain_limit": plain_limit, "dev_limit": dev_limit,
+        }),
+    )
+    result = train(cfg, out, progress=not quiet)
     best = f"{result.best_stsb:.2f} at step {result.best_step}" if result.best_step else "none"
     typer.echo(f"{out}: {result.steps} steps, {result.steps_per_second:.2f} steps/s, best STS-B dev {best}")
 
 
+@user_errors
 def eval_command(
     model: str = typer.Argument(..., help="Run dir, model folder, registry name (minilm) or hub id."),
     tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="e.g. STS12,STS-B,SICK-R (default: all 7)."),
@@ -96,14 +91,12 @@ def eval_command(
     """STS12-16 ('all'), STS-B test, SICK-R test: Spearman x100 of cosine scores, and their average."""
     from datagen.evaluate.sts import TASKS, evaluate_path, format_table
 
-    try:
-        results = evaluate_path(model, tasks=_parse_tasks(tasks) or TASKS, data_dir=data_dir,
-                                batch_size=batch_size, save_to=save)
-    except DatagenError as error:
-        _fail(error)
+    results = evaluate_path(model, tasks=_parse_tasks(tasks) or TASKS, data_dir=data_dir,
+                            batch_size=batch_size, save_to=save)
     typer.echo(json.dumps(results) if as_json else format_table(results))
 
 
+@user_errors
 def rfd_command(
     run_dirs: list[Path] = typer.Argument(..., help="Run dirs, or folders of run dirs (e.g. ngcse-logs)."),
     as_json: bool = typer.Option(False, "--json", help="JSON: one object for one run, else a list."),
@@ -111,10 +104,7 @@ def rfd_command(
     """RFD_a, RFD_u and the top-5 STS-B dev mean from training logs (ours or the paper's)."""
     from datagen.evaluate.rfd import format_rfd_table, rfd_table
 
-    try:
-        results = rfd_table(run_dirs)
-    except DatagenError as error:
-        _fail(error)
+    results = rfd_table(run_dirs)
     if as_json:
         payload = results[0].as_dict() if len(results) == 1 else [{"run": r.run, **r.as_dict()} for r in results]
         typer.echo(json.dumps(payload))
@@ -122,6 +112,7 @@ def rfd_command(
     typer.echo(format_rfd_table(results))
 
 
+@user_errors
 def report_command(
     run_dirs: list[Path] = typer.Argument(..., help="Run dirs or folders of run dirs."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs."),
@@ -129,25 +120,19 @@ def report_command(
     """PNG plots: RFD scatter, alignment/uniformity trajectories, STS results table."""
     from datagen.evaluate.report import make_report
 
-    try:
-        written = make_report(run_dirs, out)
-    except DatagenError as error:
-        _fail(error)
-    for path in written:
+    for path in make_report(run_dirs, out):
         typer.echo(str(path))
 
 
+@user_errors
 def run_command(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML, e.g. pipelines/ngcse_small.yaml."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Run generate -> train -> eval -> rfd (-> report) from one YAML file."""
+    """Run one YAML file's stages: generation (its generate: section), train, eval, rfd (and report)."""
     from datagen.workflow import load_pipeline, run_pipeline
 
-    try:
-        outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=typer.echo)
-    except DatagenError as error:
-        _fail(error)
+    outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=typer.echo)
     if outcome["eval"] is not None:
         typer.echo("eval " + json.dumps(outcome["eval"]))
     if outcome["rfd"] is not None:

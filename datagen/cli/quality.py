@@ -12,17 +12,13 @@ from typing import Optional
 
 import typer
 
-from datagen.errors import DatagenError
+from datagen.cli.console import user_errors
+from datagen.cli.flags import generation_commands
 
 
-def _fail(error: DatagenError) -> None:
-    from datagen.cli.console import fail
-
-    fail(error)
-
-
+@user_errors
 def score_command(
-    out: Path = typer.Argument(..., help="Output directory of a datagen nli/sts (or filter) run."),
+    out: Path = typer.Argument(..., help=f"Output directory of a generation run ({generation_commands()}) or of datagen filter."),
     encoder: str = typer.Option("minilm", help="Reference encoder: registry name, model folder or hub id."),
     as_json: bool = typer.Option(False, "--json", help="Print the dataset summary as JSON."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also draw PNGs (margins, rejects, overlap) here."),
@@ -31,15 +27,12 @@ def score_command(
     """Score rows (tier cosines, margins, overlap) into OUT/scores/ and summarise the dataset."""
     from datagen.quality.score import score_dataset
 
-    try:
-        summary = score_dataset(out, encoder=encoder, data_dir=data_dir)
-        plots = []
-        if report is not None:
-            from datagen.quality.plots import plot_scores
+    summary = score_dataset(out, encoder=encoder, data_dir=data_dir)
+    plots = []
+    if report is not None:
+        from datagen.quality.plots import plot_scores
 
-            plots = plot_scores(out, report)
-    except DatagenError as error:
-        _fail(error)
+        plots = plot_scores(out, report)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -48,6 +41,7 @@ def score_command(
         typer.echo(f"wrote {path}")
 
 
+@user_errors
 def filter_command(
     out: Path = typer.Argument(..., help="A scored output directory (run `datagen score OUT` first)."),
     dest: Path = typer.Option(..., "--out", help="New output directory for the rows that pass."),
@@ -59,11 +53,8 @@ def filter_command(
     """Write the rows of a scored dataset that pass the thresholds as a new dataset."""
     from datagen.quality.filter import FilterSpec, filter_dataset
 
-    try:
-        spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap)
-        summary = filter_dataset(out, dest, spec, overwrite=overwrite)
-    except DatagenError as error:
-        _fail(error)
+    spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap)
+    summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
     typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")
 

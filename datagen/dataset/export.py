@@ -8,19 +8,18 @@ from pathlib import Path
 
 from datagen.errors import InputError, StorageError
 from datagen.dataset.seeds import read_seeds
-from datagen.dataset.shards import open_fresh, read_manifest, read_rows
+from datagen.dataset.manifest import JOURNAL, MANIFEST, read_manifest
+from datagen.dataset.shards import open_fresh, read_rows
+from datagen.tasks import get_task
 
 # The paper's train.py keys: "5" is the most similar tier, "0" the least; unused keys are "".
+# Which output goes under which key is the task's ``ngcse_keys``.
 NGCSE_KEYS = ("5", "4", "3", "2", "1", "0")
-NGCSE_TIERS = {
-    "sts": {"5": "positive", "4": "intermediate", "3": "negative"},
-    "nli": {"5": "entailment", "4": "contradiction"},
-}
 
 
 def to_ngcse_record(row: dict, task: str) -> dict:
     """One generated row in the paper's layout (``split`` = ``aigen``)."""
-    tiers = NGCSE_TIERS[task]
+    tiers = get_task(task).ngcse_keys
     record = {"sentence": row["anchor"]}
     record.update({key: row[tiers[key]] if key in tiers else "" for key in NGCSE_KEYS})
     record["split"] = "aigen"
@@ -48,10 +47,11 @@ def export_ngcse_jsonl(out: str | Path, dest: str | Path, *, plain: str | Path |
     out, dest = Path(out), Path(dest)
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
-        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen nli/sts run")
+        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen run "
+                         "(datagen nli, sts, pairs or filter)")
     _check_dest(out, dest)
     rows = read_rows(out, "data").to_pylist()
-    records = [to_ngcse_record(row, manifest["task"]) for row in rows]
+    records = [to_ngcse_record(row, manifest.task) for row in rows]
     if plain is not None:
         records += [plain_ngcse_record(seed.text) for seed in read_seeds(plain) if not seed.problem]
     tmp = dest.with_name(dest.name + ".tmp")
@@ -76,7 +76,7 @@ def _check_dest(out: Path, dest: Path) -> None:
     if dest.is_dir():
         raise InputError(f"export destination {dest} is a directory; pass a file name such as train.jsonl")
     target, root = dest.resolve(), out.resolve()
-    protected = [root / "manifest.json"] + [path for path in root.iterdir() if path.is_dir()]
+    protected = [root / MANIFEST, root / JOURNAL] + [path for path in root.iterdir() if path.is_dir()]
     if any(target == path or path in target.parents for path in protected):
         raise InputError(
             f"export destination {dest} lies inside the run {out} it exports and would overwrite it; "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from datagen.errors import InputError
-from datagen.dataset.shards import read_manifest, read_rows
-from datagen.tasks import output_fields
+from datagen.dataset.manifest import read_manifest
+from datagen.dataset.shards import read_rows
+from datagen.tasks import get_task
 
 
 def inspect_output(out: str | Path, *, samples: int = 3) -> dict:
@@ -22,26 +23,25 @@ def inspect_output(out: str | Path, *, samples: int = 3) -> dict:
     out = Path(out)
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
-        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen nli/sts run")
-    counts = manifest["counts"]
-    total = counts.get("rows", 0) + counts.get("rejects", 0)
-    fields = ["id", "anchor", *output_fields(manifest["task"])]
+        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen run "
+                         "(datagen nli, sts, pairs or filter)")
+    counts = manifest.counts
+    total = counts.rows + counts.rejects
+    fields = ["id", "anchor", *get_task(manifest.task).fields]
     return {
         "out": str(out),
-        "task": manifest["task"],
-        "status": manifest["status"],
-        "mode": manifest["config"]["mode"],
-        "model": manifest["model"]["name"],
-        "fingerprint": manifest["fingerprint"][:16],
-        "shards": len(manifest["shards"]),
-        "rows": counts.get("rows", 0),
-        "rejects": counts.get("rejects", 0),
-        "acceptance_rate": round(counts.get("rows", 0) / total, 4) if total else 0.0,
-        "reject_reasons": counts.get("reject_reasons", {}),
-        "sample_rows": _head(out, "data", fields, samples) if counts.get("rows") else [],
-        "sample_rejects": _head(out, "rejects", ["anchor", "stage", "reason", "raw"], samples)
-        if counts.get("rejects")
-        else [],
+        "task": manifest.task,
+        "status": manifest.status,
+        "mode": manifest.config["mode"],
+        "model": (manifest.model or {}).get("name"),
+        "fingerprint": manifest.fingerprint[:16],
+        "shards": len(manifest.shards),
+        "rows": counts.rows,
+        "rejects": counts.rejects,
+        "acceptance_rate": round(counts.rows / total, 4) if total else 0.0,
+        "reject_reasons": counts.reject_reasons,
+        "sample_rows": _head(out, "data", fields, samples) if counts.rows else [],
+        "sample_rejects": _head(out, "rejects", ["anchor", "stage", "reason", "raw"], samples) if counts.rejects else [],
     }
 
 

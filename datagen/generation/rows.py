@@ -1,4 +1,4 @@
-"""Stage 5: judge completions and turn each (seed, sample) into a row or a reject.
+"""Judge completions and turn each (seed, sample) into a row or a reject.
 
 Every seed ends here as either a data row or a reject carrying the raw LLM text
 and a reason code, so nothing the LLM produced is dropped silently.
@@ -17,17 +17,17 @@ from pydantic import ValidationError
 from datagen.config import GenerateConfig
 from datagen.engines.base import Completion
 from datagen.generation.parse import Parsed, parse_json_object, parse_sentence
-from datagen.tasks.records import RECORD_TYPES, looks_like_refusal, normalise
 from datagen.dataset.seeds import Seed
-from datagen.tasks import output_fields
+from datagen.tasks import all_tasks, get_task
+from datagen.tasks.checks import Record, looks_like_refusal, normalise
 
 
 # Every reason code a reject can carry, by stage. Tests hold every outcome to this set.
 PARSE_REASONS = frozenset({"empty", "multiple_lines", "unparseable_json", "wrong_keys", "wrong_value_type", "bad_characters"})
 RECORD_REASONS = frozenset({
     "empty", "too_short", "too_long", "bad_characters", "refusal", "meta_text", "no_words", "repetition",
-    "wrong_language", "copies_anchor", "copies_other_output", "intermediate_not_shorter",
-})
+    "wrong_language", "copies_anchor", "copies_other_output",
+}).union(*(spec.reasons for spec in all_tasks()))
 ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
 SEED_REASONS = frozenset({
     "seed_empty", "seed_has_nul", "seed_bad_characters", "seed_too_long", "seed_not_text", "seed_bad_json",
@@ -130,11 +130,12 @@ def judge_seed(
         completions: Template name -> completions for this seed, ordered by sample index.
         seen_outputs: Normalised sentences already accepted in this run; updated in place.
     """
-    fields = output_fields(config.task)  # type: ignore[arg-type]
+    spec = get_task(config.task)
+    fields = spec.fields
     for sample_index in range(config.sampling.n):
         samples = {name: items[sample_index] for name, items in completions.items()}
         raw = {name: c.text for name, c in samples.items()}
-        outcome = _judge_sample(seed, samples, config, fields)
+        outcome = _judge_sample(seed, samples, config, spec.record)
         if isinstance(outcome, tuple):
             stage, reason, finish = outcome
             result.rejects.append(_reject(ctx, seed, sample_index, stage, reason, raw, finish))
@@ -147,8 +148,9 @@ def judge_seed(
         result.rows.append(_row(ctx, seed, sample_index, outcome, samples))
 
 
-def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateConfig, fields: tuple[str, ...]):
+def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateConfig, record_type: type[Record]):
     """Return the validated output fields, or ``(stage, reason, finish_reason)``."""
+    fields = record_type.output_fields()
     values: dict[str, str] = {}
     for name, completion in samples.items():
         if completion.error:
@@ -162,7 +164,6 @@ def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateCo
             reason = "refusal" if looks_like_refusal(text, seed.text) else parsed.reason
             return name, reason, completion.finish_reason
         values.update(parsed.values)
-    record_type = RECORD_TYPES[config.task]
     try:
         record = record_type.model_validate({"anchor": seed.text, **values}, context=config.validation)
     except ValidationError as exc:

@@ -1,16 +1,15 @@
 """The generation run: seeds → render → generate → parse/validate → shards, resumable.
 
-``generate`` is the library entry point behind ``datagen nli`` / ``datagen sts``.
+``generate`` is the library entry point behind ``datagen <task>`` (nli, sts, pairs, ...).
 Work is cut into chunks of ``shard_rows`` seeds; each chunk becomes one data
-shard and one rejects shard, then a manifest update. A rerun skips the chunks
-the manifest lists with matching checksums and regenerates anything else.
+shard and one rejects shard, journaled by the ``DatasetWriter`` as soon as both are in place.
+A rerun skips the chunks the manifest lists with matching checksums and regenerates anything else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -20,21 +19,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from datagen.config import SCHEMA_VERSION, GenerateConfig, fingerprint
+from datagen.engines import build_engine, resolve_engine_model, stream_batches
 from datagen.engines.base import Completion, Engine, GenerationRequest
 from datagen.errors import InputError, ResumeError, StorageError
 from datagen.generation.prompts import load_templates, render_requests, templates_sha256
-from datagen.tasks.records import normalise
+from datagen.tasks.checks import normalise
 from datagen.dataset.seeds import Seed, iter_seeds
-from datagen.dataset.shards import (
-    data_schema,
-    output_lock,
-    read_manifest,
-    rejects_schema,
-    verify_file,
-    write_manifest,
-    write_shard,
-)
-from datagen.tasks import output_fields
+from datagen.dataset.manifest import Manifest, ShardEntry
+from datagen.dataset.writer import DatasetWriter
+from datagen.tasks import get_task
 from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, judge_seed, reject_unusable_seed, text_digest
 
 EngineFactory = Callable[[GenerateConfig, object], Engine]
@@ -94,7 +87,7 @@ def generate(
         seeds_path: Seed file (.txt, .jsonl, .parquet).
         out: Output directory; created if missing.
         overwrite: Delete an existing run with a different config instead of refusing.
-        engine_factory: Builds the engine; defaults to ``create_engine`` (tests inject fakes).
+        engine_factory: Builds the engine; defaults to the engine registry's ``build_engine`` (tests inject fakes).
         on_progress: Called after each chunk with (seeds done, seeds total, completion tokens).
 
     Returns:
@@ -105,64 +98,54 @@ def generate(
     """
     started = time.perf_counter()
     out = Path(out)
+    spec = get_task(config.task)
     scan = scan_seeds(seeds_path, column=config.seed_column)
     total = min(config.limit, scan.count) if config.limit else scan.count
-    templates = load_templates(config.task, config.mode, config.templates_dir)
-    model = resolve_for_engine(config)
+    templates = load_templates(spec.name, config.mode, config.templates_dir)
+    model = resolve_engine_model(config)
     manifest = _new_manifest(config, model, templates, scan, seeds_path)
     summary = RunSummary(out=out)
-    with output_lock(out):
-        pending = _resume(out, manifest, plan_chunks(total, config.shard_rows), overwrite, summary)
+    chunks = plan_chunks(total, config.shard_rows)
+    with DatasetWriter(out) as writer:
+        keep = _resume(writer, manifest, chunks, overwrite)
+        pending = [chunk for chunk in chunks if chunk.index not in keep]
+        summary.shards_skipped = len(keep)
         summary.already_complete = not pending
+        writer.begin(manifest, keep=keep.values())
         if pending:
             engine = (engine_factory or _default_engine_factory)(config, model)
             try:
-                _generate_chunks(out, pending, engine, templates, config, manifest, scan, total, summary, on_progress)
+                _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, on_progress)
             finally:
                 engine.close()
-        manifest["status"] = "complete"
-        _finish(out, manifest, summary)
+        counts = writer.finalize()
+    summary.rows, summary.rejects, summary.reject_reasons = counts.rows, counts.rejects, counts.reject_reasons
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _resume(out: Path, manifest: dict, chunks: list[Chunk], overwrite: bool, summary: RunSummary) -> list[Chunk]:
-    """Keep the verified shards of an earlier run of this config, drop everything else; return chunks to do."""
-    previous = _open_previous(out, manifest, overwrite)
-    done = _verified_shards(out, previous, chunks)
-    manifest["shards"] = sorted(done.values(), key=lambda shard: shard["index"])
-    _remove_orphans(out, done)
-    summary.shards_skipped = len(done)
-    return [chunk for chunk in chunks if chunk.index not in done]
+def _resume(writer: DatasetWriter, manifest: Manifest, chunks: list[Chunk], overwrite: bool) -> dict[int, ShardEntry]:
+    """The verified shards of an earlier run of this config that still fit the plan, by index."""
+    previous = _open_previous(writer, manifest, overwrite)
+    return _verified_shards(writer, previous, chunks)
 
 
-def _generate_chunks(out, pending, engine, templates, config, manifest, scan, total, summary, on_progress) -> None:
-    """Generate, judge and write each pending chunk; the manifest is updated after every shard."""
-    write_manifest(out, _with_counts(out, manifest))  # status "running": a crash leaves a resumable dir
-    ctx = RunContext(config.task, config.mode, manifest["model"]["name"], manifest["template_sha"])
-    seen_outputs = _accepted_outputs(out, config, manifest["shards"])
+def _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, on_progress) -> None:
+    """Generate, judge and write each pending chunk; each written shard is journaled at once."""
+    manifest = writer.manifest
+    ctx = RunContext(config.task, config.mode, manifest.model["name"], manifest.template_sha)
+    seen_outputs = _accepted_outputs(writer.out, config, writer.shards)
     prepared = (
         _prepare_chunk(chunk, seeds, templates, config, ctx, scan.duplicates)
         for chunk, seeds in _pending_seeds(scan, pending)
     )
     for item, completions in _completed_chunks(engine, prepared):
         result = _judge_chunk(item, completions, templates, config, ctx, seen_outputs)
-        manifest["shards"].append(_write_chunk(out, item.chunk, result, config, manifest))
-        manifest["shards"].sort(key=lambda shard: shard["index"])
-        write_manifest(out, _with_counts(out, manifest))
+        writer.write_shard(item.chunk.index, item.chunk.seed_range, result.rows, result.rejects)
         summary.shards_written += 1
         summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
         if on_progress:
-            on_progress(_seeds_done(manifest), total, summary.completion_tokens)
-
-
-def resolve_for_engine(config: GenerateConfig):
-    """The model an engine runs: a server's model is a served name, nothing to prepare locally."""
-    from datagen.models import ResolvedModel, resolve_model
-
-    if config.engine == "openai":
-        return ResolvedModel(name=config.model, path=config.model, sha256=None)
-    return resolve_model(config.model)
+            on_progress(writer.seeds_done(), total, summary.completion_tokens)
 
 
 def plan_chunks(count: int, shard_rows: int) -> list[Chunk]:
@@ -226,52 +209,44 @@ def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha:
 
 
 def _default_engine_factory(config: GenerateConfig, model) -> Engine:
-    from datagen.engines import create_engine
-
-    return create_engine(config, model)
+    return build_engine(config, model)
 
 
-def _new_manifest(config: GenerateConfig, model, templates, scan: SeedScan, seeds_path) -> dict:
+def _new_manifest(config: GenerateConfig, model, templates, scan: SeedScan, seeds_path) -> Manifest:
     template_sha = templates_sha256(templates)
-    seeds_sha = scan.sha256
-    return {
-        "format_version": SCHEMA_VERSION,
-        "task": config.task,
-        "fingerprint": run_fingerprint(config, model.sha256, template_sha, seeds_sha),
-        "config": config.model_dump(mode="json"),
-        "model": {"name": model.name, "path": str(model.path), "sha256": model.sha256},
-        "templates": {name: template.sha256 for name, template in templates.items()},
-        "template_sha": template_sha,
-        "seeds": {"path": str(seeds_path), "sha256": seeds_sha, "count": scan.count},
-        "status": "running",
-        "shards": [],
-        "counts": {},
-    }
+    return Manifest(
+        task=config.task,
+        fingerprint=run_fingerprint(config, model.sha256, template_sha, scan.sha256),
+        config=config.model_dump(mode="json"),
+        model={"name": model.name, "path": str(model.path), "sha256": model.sha256},
+        templates={name: template.sha256 for name, template in templates.items()},
+        template_sha=template_sha,
+        seeds={"path": str(seeds_path), "sha256": scan.sha256, "count": scan.count},
+    )
 
 
-def _open_previous(out: Path, manifest: dict, overwrite: bool) -> dict | None:
+def _open_previous(writer: DatasetWriter, manifest: Manifest, overwrite: bool) -> Manifest | None:
     try:
-        previous = read_manifest(out)
+        previous = writer.existing()
     except StorageError:
         if not overwrite:
             raise
-        previous = {"fingerprint": None}  # unreadable: --overwrite replaces it like any other run
+        writer.clear()  # unreadable: --overwrite replaces it like any other run
+        return None
     if previous is None:
         return None
-    if previous.get("fingerprint") == manifest["fingerprint"]:
+    if previous.fingerprint == manifest.fingerprint:
         return previous
     if not overwrite:
         raise ResumeError(
-            f"{out} holds a run with a different config (task, model, templates, sampling, validation or seeds); "
-            "pass --overwrite to replace it or choose another --out"
+            f"{writer.out} holds a run with a different config (task, model, templates, sampling, validation or "
+            "seeds); pass --overwrite to replace it or choose another --out"
         )
-    for kind in ("data", "rejects"):
-        shutil.rmtree(out / kind, ignore_errors=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    writer.clear()
     return None
 
 
-def _verified_shards(out: Path, previous: dict | None, chunks: list[Chunk]) -> dict[int, dict]:
+def _verified_shards(writer: DatasetWriter, previous: Manifest | None, chunks: list[Chunk]) -> dict[int, ShardEntry]:
     """Shards of the previous run whose files check out and that still fit the plan.
 
     A shard fits when it covers its planned chunk (same start, same or later end) or lies beyond the
@@ -281,35 +256,22 @@ def _verified_shards(out: Path, previous: dict | None, chunks: list[Chunk]) -> d
         return {}
     planned = {chunk.index: chunk.seed_range for chunk in chunks}
 
-    def fits(shard: dict) -> bool:
-        start, end = shard["seed_range"]
-        want = planned.get(shard["index"])
+    def fits(shard: ShardEntry) -> bool:
+        start, end = shard.seed_range
+        want = planned.get(shard.index)
         return want is None or (want[0] == start and want[1] <= end)
 
-    return {
-        shard["index"]: shard
-        for shard in previous.get("shards", [])
-        if fits(shard) and verify_file(out, shard["data"]) and verify_file(out, shard["rejects"])
-    }
+    return {shard.index: shard for shard in writer.verified(s for s in previous.shards if fits(s))}
 
 
-def _remove_orphans(out: Path, done: dict[int, dict]) -> None:
-    """Delete shard files the manifest does not vouch for (crash leftovers, corrupt or stale files)."""
-    keep = {shard[kind]["path"] for shard in done.values() for kind in ("data", "rejects")}
-    for kind in ("data", "rejects"):
-        for path in (out / kind).glob("part-*"):
-            if f"{kind}/{path.name}" not in keep:
-                path.unlink()
-
-
-def _accepted_outputs(out: Path, config: GenerateConfig, done: list[dict]) -> SeenOutputs:
+def _accepted_outputs(out: Path, config: GenerateConfig, done: list[ShardEntry]) -> SeenOutputs:
     """Normalised sentences of rows already written, so resumed runs keep rejecting duplicates."""
     import pyarrow.parquet as pq
 
-    fields = list(output_fields(config.task))
+    fields = list(get_task(config.task).fields)
     seen = SeenOutputs()  # digests, not strings: memory stays flat over long runs (bench/memory.py)
     for shard in done:
-        table = pq.read_table(out / shard["data"]["path"], columns=fields)
+        table = pq.read_table(out / shard.data.path, columns=fields)
         for name in fields:
             seen.update(normalise(text) for text in table.column(name).to_pylist())
     return seen
@@ -343,15 +305,11 @@ def _prepare_chunk(
 def _completed_chunks(engine: Engine, prepared: Iterable[PreparedChunk]) -> Iterator[tuple[PreparedChunk, list[Completion]]]:
     """Pair each chunk with its completions, in the order chunks finish.
 
-    An engine with ``generate_batches`` gets one stream of all chunks, so it can queue the next chunk
-    before the current one drains (vllm) or start its replicas once per run (ray). It pulls chunks
-    lazily, so only the chunks it holds are in memory. Other engines get one ``generate`` per chunk.
+    Every engine is streamed (``stream_batches``): a ``StreamingEngine`` gets one stream of all chunks, so it
+    can queue the next chunk before the current one drains (vllm) or start its replicas once per run (ray);
+    a plain engine gets one ``generate`` per chunk. Chunks are pulled lazily, so only the chunks an engine
+    holds are in memory (the ray engine reads all of them up front; see its module docstring).
     """
-    stream = getattr(engine, "generate_batches", None)
-    if stream is None:
-        for item in prepared:
-            yield item, engine.generate(item.requests)
-        return
     in_flight: dict[int, PreparedChunk] = {}
 
     def requests() -> Iterator[tuple[GenerationRequest, ...]]:
@@ -359,7 +317,7 @@ def _completed_chunks(engine: Engine, prepared: Iterable[PreparedChunk]) -> Iter
             in_flight[position] = item
             yield item.requests
 
-    for position, completions in stream(requests()):
+    for position, completions in stream_batches(engine, requests()):
         yield in_flight.pop(position), completions
 
 
@@ -389,51 +347,6 @@ def _group_completions(completions: list[Completion]) -> dict[str, list[Completi
     for items in grouped.values():
         items.sort(key=lambda c: c.sample_index)
     return grouped
-
-
-def _write_chunk(out: Path, chunk: Chunk, result: ShardResult, config: GenerateConfig, manifest: dict) -> dict:
-    metadata = {"datagen.fingerprint": manifest["fingerprint"], "datagen.config": manifest["config"]}
-    # Rejects first: a crash between the two leaves no data shard that the manifest could miss.
-    rejects = write_shard(out, "rejects", chunk.index, result.rejects, rejects_schema(), metadata)
-    data = write_shard(out, "data", chunk.index, result.rows, data_schema(config.task), metadata)
-    return {
-        "index": chunk.index,
-        "seed_range": list(chunk.seed_range),
-        "data": vars(data),
-        "rejects": vars(rejects),
-        "reject_reasons": _count_reasons(result.rejects),
-    }
-
-
-def _count_reasons(rejects: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reject in rejects:
-        counts[reject["reason"]] = counts.get(reject["reason"], 0) + 1
-    return counts
-
-
-def _seeds_done(manifest: dict) -> int:
-    return sum(shard["seed_range"][1] - shard["seed_range"][0] for shard in manifest["shards"])
-
-
-def _with_counts(out: Path, manifest: dict) -> dict:
-    reasons: dict[str, int] = {}
-    for shard in manifest["shards"]:
-        for reason, count in shard.get("reject_reasons", {}).items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    manifest["counts"] = {
-        "rows": sum(shard["data"]["rows"] for shard in manifest["shards"]),
-        "rejects": sum(shard["rejects"]["rows"] for shard in manifest["shards"]),
-        "reject_reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
-    }
-    return manifest
-
-
-def _finish(out: Path, manifest: dict, summary: RunSummary) -> None:
-    write_manifest(out, _with_counts(out, manifest))
-    summary.rows = manifest["counts"]["rows"]
-    summary.rejects = manifest["counts"]["rejects"]
-    summary.reject_reasons = manifest["counts"]["reject_reasons"]
 
 
 __all__ = ["generate", "RunSummary", "plan_chunks", "scan_seeds", "run_fingerprint"]

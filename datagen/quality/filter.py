@@ -10,25 +10,18 @@ inspect``, ``datagen export`` and ``datagen train`` read ``OUT2`` like any other
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from datagen.config import fingerprint
+from datagen.dataset.manifest import Manifest, ShardEntry
+from datagen.dataset.shards import output_lock, verify_file
+from datagen.dataset.writer import DatasetWriter
 from datagen.errors import InputError, ResumeError
 from datagen.quality.score import SCORES, open_scorable
-from datagen.dataset.shards import (
-    data_schema,
-    output_lock,
-    read_manifest,
-    rejects_schema,
-    verify_file,
-    write_manifest,
-    write_shard,
-)
-from datagen.tasks import output_fields
+from datagen.tasks import get_task
 
 REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap")
 
@@ -70,17 +63,17 @@ def filter_reason(scores: dict, spec: FilterSpec) -> str | None:
     return None
 
 
-def check_scores_current(out: Path, manifest: dict) -> dict:
+def check_scores_current(out: Path, manifest: Manifest) -> dict:
     """The manifest's ``scores`` entry, if it describes the data shards as they are now.
 
     Raises:
         InputError: never scored, or scored before the data changed, or the sidecar files do not match.
     """
-    scores = manifest.get("scores")
+    scores = manifest.section("scores")
     if not scores:
         raise InputError(f"{out} is not scored; run `datagen score {out}` first")
-    current = {s["data"]["path"]: s["data"]["sha256"] for s in manifest["shards"] if s["data"]["rows"] > 0}
-    stale = scores.get("data_shards") != current or scores.get("data_fingerprint") != manifest["fingerprint"]
+    current = {s.data.path: s.data.sha256 for s in manifest.data_shards()}
+    stale = scores.get("data_shards") != current or scores.get("data_fingerprint") != manifest.fingerprint
     if stale or not all(verify_file(out, written) for written in scores.get("files", [])):
         raise InputError(f"the scores of {out} do not match its data (changed or rescored meanwhile); "
                          f"run `datagen score {out}` again")
@@ -91,7 +84,8 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
     """Write the rows of ``out`` that pass ``spec`` as a new dataset ``dest``.
 
     Raises:
-        InputError: ``out`` is not a scored datagen output, or ``dest`` is ``out``.
+        InputError: ``out`` is not a scored datagen output, ``dest`` is ``out``, or ``spec`` asks for a
+            tier order of a task with one output.
         ResumeError: ``dest`` already holds a dataset and ``overwrite`` is false.
         StorageError: a lock is held or writing failed.
     """
@@ -99,50 +93,59 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
     if dest.resolve() == out.resolve():
         raise InputError(f"--out {dest} is the scored dataset itself; choose a new directory")
     parent = open_scorable(out)
-    with output_lock(out), output_lock(dest):
+    with output_lock(out), DatasetWriter(dest) as writer:
         parent = open_scorable(out)
+        check_filter_applies(parent.task, spec)
         scores = check_scores_current(out, parent)
-        _clear_dest(dest, overwrite)
+        _clear_dest(writer, overwrite)
         manifest = _child_manifest(out, parent, scores, spec)
+        writer.begin(manifest, metadata={"datagen.parent": manifest.section("parent"),
+                                         "datagen.filter": manifest.section("filter")})
         filtered: dict[str, int] = {}
-        for shard in parent["shards"]:
-            manifest["shards"].append(_filter_shard(out, dest, shard, parent, manifest, spec, filtered))
-        manifest["counts"] = _counts(manifest["shards"])
-        manifest["status"] = "complete"
-        write_manifest(dest, manifest)
-    kept = manifest["counts"]["rows"]
-    return FilterSummary(dest, kept, filtered, parent["counts"].get("rows", 0))
+        for shard in parent.shards:
+            rows, rejects = _filter_shard(out, shard, parent.task, spec, filtered)
+            writer.write_shard(shard.index, shard.seed_range, rows, rejects)
+        counts = writer.finalize()
+    return FilterSummary(dest, counts.rows, filtered, parent.counts.rows)
 
 
-def _clear_dest(dest: Path, overwrite: bool) -> None:
-    if read_manifest(dest) is not None or (dest / "data").exists():
+def check_filter_applies(task: str, spec: FilterSpec) -> None:
+    """Refuse tier-order tests on a task with a single output (there is no order to hold).
+
+    Raises:
+        InputError: ``--require-tier-order`` or ``--min-margin`` on such a task.
+    """
+    if len(get_task(task).fields) < 2 and (spec.require_tier_order or spec.min_margin is not None):
+        raise InputError(f"task '{task}' has one output, so rows have no tier order or margin; "
+                         "drop --require-tier-order/--min-margin and filter by --max-overlap")
+
+
+def _clear_dest(writer: DatasetWriter, overwrite: bool) -> None:
+    if writer.existing() is not None or (writer.out / "data").exists():
         if not overwrite:
-            raise ResumeError(f"{dest} already holds a dataset; pass --overwrite to replace it or choose another --out")
-        for kind in ("data", "rejects", SCORES):
-            shutil.rmtree(dest / kind, ignore_errors=True)
-        (dest / "manifest.json").unlink(missing_ok=True)
+            raise ResumeError(f"{writer.out} already holds a dataset; pass --overwrite to replace it or choose "
+                              "another --out")
+        writer.clear(sidecars=(SCORES,))
 
 
-def _child_manifest(out: Path, parent: dict, scores: dict, spec: FilterSpec) -> dict:
-    manifest = {key: value for key, value in parent.items() if key not in ("scores", "shards", "counts")}
-    manifest["fingerprint"] = fingerprint({"parent": parent["fingerprint"], "filter": asdict(spec),
-                                           "scores": [f["sha256"] for f in scores["files"]]})
-    manifest["parent"] = {"path": str(out.resolve()), "fingerprint": parent["fingerprint"],
-                          "encoder": scores.get("encoder")}
-    manifest["filter"] = asdict(spec)
-    manifest["status"] = "running"
-    manifest["shards"] = []
-    return manifest
+def _child_manifest(out: Path, parent: Manifest, scores: dict, spec: FilterSpec) -> Manifest:
+    inherited = parent.model_dump(exclude={"shards", "counts", "scores", "status"})
+    return Manifest.model_validate(inherited | {
+        "fingerprint": fingerprint({"parent": parent.fingerprint, "filter": asdict(spec),
+                                    "scores": [f["sha256"] for f in scores["files"]]}),
+        "parent": {"path": str(out.resolve()), "fingerprint": parent.fingerprint, "encoder": scores.get("encoder")},
+        "filter": asdict(spec),
+    })
 
 
-def _filter_shard(out: Path, dest: Path, shard: dict, parent: dict, manifest: dict, spec: FilterSpec,
-                  filtered: dict[str, int]) -> dict:
-    task = parent["task"]
-    rows = pq.read_table(out / shard["data"]["path"]).to_pylist()
-    rejects = pq.read_table(out / shard["rejects"]["path"]).to_pylist()
-    score_rows = pq.read_table(out / SCORES / Path(shard["data"]["path"]).name).to_pylist() if rows else []
+def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec,
+                  filtered: dict[str, int]) -> tuple[list[dict], list[dict]]:
+    """The kept rows of one parent shard, and its rejects plus one ``filtered_*`` reject per dropped row."""
+    rows = pq.read_table(out / shard.data.path).to_pylist()
+    rejects = pq.read_table(out / shard.rejects.path).to_pylist()
+    score_rows = pq.read_table(out / SCORES / Path(shard.data.path).name).to_pylist() if rows else []
     if [r["id"] for r in rows] != [s["id"] for s in score_rows]:
-        raise InputError(f"{out}/{SCORES} does not match {shard['data']['path']}; run `datagen score {out}` again")
+        raise InputError(f"{out}/{SCORES} does not match {shard.data.path}; run `datagen score {out}` again")
     kept = []
     for row, scores in zip(rows, score_rows):
         reason = filter_reason(scores, spec)
@@ -150,35 +153,14 @@ def _filter_shard(out: Path, dest: Path, shard: dict, parent: dict, manifest: di
             kept.append(row)
             continue
         filtered[reason] = filtered.get(reason, 0) + 1
-        rejects.append(_as_reject(row, reason, scores, task))
-    metadata = {"datagen.fingerprint": manifest["fingerprint"], "datagen.config": manifest["config"],
-                "datagen.parent": manifest["parent"], "datagen.filter": manifest["filter"]}
-    written_rejects = write_shard(dest, "rejects", shard["index"], rejects, rejects_schema(), metadata)
-    written_data = write_shard(dest, "data", shard["index"], kept, data_schema(task), metadata)
-    reasons: dict[str, int] = {}
-    for reject in rejects:
-        reasons[reject["reason"]] = reasons.get(reject["reason"], 0) + 1
-    return {"index": shard["index"], "seed_range": shard["seed_range"], "data": vars(written_data),
-            "rejects": vars(written_rejects), "reject_reasons": reasons}
+        rejects.append(as_reject(row, reason, {k: v for k, v in scores.items() if k != "id"}, task))
+    return kept, rejects
 
 
-def _as_reject(row: dict, reason: str, scores: dict, task: str) -> dict:
-    """A filtered row as a reject: its outputs and the scores that failed it in ``raw`` (JSON)."""
-    fields = output_fields(task)  # type: ignore[arg-type]
-    raw = {"outputs": {f: row[f] for f in fields},
-           "scores": {k: v for k, v in scores.items() if k != "id"}}
+def as_reject(row: dict, reason: str, evidence: dict, task: str) -> dict:
+    """A row dropped by a quality stage, as a reject: its outputs and the evidence that failed it in ``raw``."""
+    fields = get_task(task).fields
+    raw = {"outputs": {f: row[f] for f in fields}, "scores": evidence}
     return {"id": row["id"], "anchor": row["anchor"], "stage": "filter", "reason": reason,
             "raw": json.dumps(raw, ensure_ascii=False), "finish_reason": None,
             **{key: row[key] for key in ("model", "template_sha", "mode", "seed_index", "sample_index")}}
-
-
-def _counts(shards: list[dict]) -> dict:
-    reasons: dict[str, int] = {}
-    for shard in shards:
-        for reason, count in shard["reject_reasons"].items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    return {
-        "rows": sum(shard["data"]["rows"] for shard in shards),
-        "rejects": sum(shard["rejects"]["rows"] for shard in shards),
-        "reject_reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
-    }

@@ -16,8 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from datagen.quality.score import SHORT, margin_names, open_scorable, read_scores  # noqa: E402
-from datagen.tasks import output_fields  # noqa: E402
+from datagen.quality.score import margin_names, open_scorable, read_scores  # noqa: E402
+from datagen.tasks import get_task  # noqa: E402
 
 
 def plot_scores(out: str | Path, report_dir: str | Path) -> list[Path]:
@@ -29,16 +29,17 @@ def plot_scores(out: str | Path, report_dir: str | Path) -> list[Path]:
     out, report_dir = Path(out), Path(report_dir)
     manifest = open_scorable(out)
     scores = read_scores(out).to_pydict()
-    task = manifest["task"]
-    fields = output_fields(task)
+    spec = get_task(manifest.task)
     report_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        _histograms({n: scores[n] for n in margin_names(task)}, "anchor-cosine margin between tiers",
-                    report_dir / "score_margins.png", zero_line=True),
-        _histograms({f: scores[f"cos_{SHORT[f]}"] for f in fields}, "cosine(anchor, output)",
+    plots = []
+    if margin_names(spec.name):  # a task with one output has no tiers to compare
+        plots.append(_histograms({n: scores[n] for n in margin_names(spec.name)}, "anchor-cosine margin between tiers",
+                                 report_dir / "score_margins.png", zero_line=True))
+    return plots + [
+        _histograms({f: scores[f"cos_{spec.short(f)}"] for f in spec.fields}, "cosine(anchor, output)",
                     report_dir / "score_cosines.png"),
-        _reasons(manifest["counts"].get("reject_reasons", {}), report_dir / "score_reject_reasons.png"),
-        _histograms({f: scores[f"edit_{SHORT[f]}"] for f in fields}, "token edit ratio (anchor, output)",
+        _reasons(manifest.counts.reject_reasons, report_dir / "score_reject_reasons.png"),
+        _histograms({f: scores[f"edit_{spec.short(f)}"] for f in spec.fields}, "token edit ratio (anchor, output)",
                     report_dir / "score_overlap.png", value_range=(0.0, 1.0)),
     ]
 

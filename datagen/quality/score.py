@@ -20,7 +20,6 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,17 +31,17 @@ import pyarrow as pa
 from datagen.encoders import DEFAULT_ENCODER, load_encoder
 from datagen.errors import InputError
 from datagen.evaluate.measures import alignment, cosine_rows, encode_unique, uniformity
-from datagen.dataset.shards import read_manifest, read_rows, output_lock, write_manifest, write_shard
+from datagen.dataset.manifest import Manifest, read_manifest
+from datagen.dataset.shards import read_rows
+from datagen.dataset.writer import DatasetWriter
 from datagen.evaluate.sts_data import default_data_dir, load_stsb
-from datagen.tasks import output_fields
+from datagen.tasks import TaskSpec, get_task
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 SCORES = "scores"
 SCORE_FORMAT_VERSION = 1
-# Short names used in column names: cos_pos, jaccard_neg, edit_con, ...
-SHORT = {"positive": "pos", "intermediate": "int", "negative": "neg", "entailment": "ent", "contradiction": "con"}
 NEAR_DUPLICATE_COSINE = 0.95  # two generated sentences this close (reference encoder) say the same thing
 UNIFORMITY_SENTENCES = 1000  # method.md §4: uniformity on the first 1,000 (flattened) sentences
 ALIGNMENT_ROWS = 1000  # method.md §4: 1,000 anchors
@@ -95,50 +94,60 @@ def quantiles(values: np.ndarray) -> dict[str, float | None]:
 # --- per-row scores ----------------------------------------------------------------------------------------------
 
 def margin_names(task: str) -> list[str]:
-    """Consecutive tier margins: ``margin_pos_int``, ``margin_int_neg`` (sts) or ``margin_ent_con`` (nli)."""
-    fields = output_fields(task)  # type: ignore[arg-type]
-    return [f"margin_{SHORT[a]}_{SHORT[b]}" for a, b in zip(fields, fields[1:])]
+    """Consecutive tier margins: ``margin_pos_int``, ``margin_int_neg`` (sts), ``margin_ent_con`` (nli); none
+    for a task with one output (pairs)."""
+    spec = get_task(task)
+    return [f"margin_{spec.short(a)}_{spec.short(b)}" for a, b in zip(spec.fields, spec.fields[1:])]
 
 
 def score_rows(task: str, rows: dict[str, list[str]], embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-row columns for one table of rows.
 
     Args:
-        task: ``nli`` or ``sts``; its output fields are in tier order (most to least similar).
+        task: A registered task; its output fields are in tier order (most to least similar).
         rows: Column name -> texts (``anchor`` and the task's output fields).
         embeddings: Sentence -> embedding, covering every text in ``rows``.
 
     Returns:
-        ``cos_<t>`` per output; ``margin_<a>_<b>`` = cos_a - cos_b for consecutive tiers; ``margin`` = the
-        smallest of them; ``tier_ok`` = margin > 0 (cos_pos > cos_int > cos_neg, or cos_ent > cos_con);
-        ``jaccard_<t>`` and ``edit_<t>`` of (anchor, output); ``overlap`` = the largest ``edit_<t>`` of the row.
+        ``cos_<t>`` per output; ``jaccard_<t>`` and ``edit_<t>`` of (anchor, output); ``overlap`` = the largest
+        ``edit_<t>`` of the row. Tasks with two or more outputs also get ``margin_<a>_<b>`` = cos_a - cos_b for
+        consecutive tiers, ``margin`` = the smallest of them and ``tier_ok`` = margin > 0 (cos_pos > cos_int >
+        cos_neg, or cos_ent > cos_con).
     """
-    fields = output_fields(task)  # type: ignore[arg-type]
+    spec = get_task(task)
     anchors = np.stack([embeddings[text] for text in rows["anchor"]])  # (n, dim)
     columns: dict[str, np.ndarray] = {}
-    for field in fields:
+    for field in spec.fields:
         outputs = np.stack([embeddings[text] for text in rows[field]])  # (n, dim)
-        columns[f"cos_{SHORT[field]}"] = cosine_rows(anchors, outputs).astype(np.float64)
+        columns[f"cos_{spec.short(field)}"] = cosine_rows(anchors, outputs).astype(np.float64)
     margins = []
-    for name, (upper, lower) in zip(margin_names(task), zip(fields, fields[1:])):
-        columns[name] = columns[f"cos_{SHORT[upper]}"] - columns[f"cos_{SHORT[lower]}"]
+    for name, (upper, lower) in zip(margin_names(task), zip(spec.fields, spec.fields[1:])):
+        columns[name] = columns[f"cos_{spec.short(upper)}"] - columns[f"cos_{spec.short(lower)}"]
         margins.append(columns[name])
-    columns["margin"] = np.min(np.stack(margins), axis=0)
-    columns["tier_ok"] = columns["margin"] > 0
-    for field in fields:
+    if margins:
+        columns["margin"] = np.min(np.stack(margins), axis=0)
+        columns["tier_ok"] = columns["margin"] > 0
+    for field in spec.fields:
         pairs = list(zip(rows["anchor"], rows[field]))
-        columns[f"jaccard_{SHORT[field]}"] = np.array([token_jaccard(a, b) for a, b in pairs])
-        columns[f"edit_{SHORT[field]}"] = np.array([edit_ratio(a, b) for a, b in pairs])
-    columns["overlap"] = np.max(np.stack([columns[f"edit_{SHORT[f]}"] for f in fields]), axis=0)
+        columns[f"jaccard_{spec.short(field)}"] = np.array([token_jaccard(a, b) for a, b in pairs])
+        columns[f"edit_{spec.short(field)}"] = np.array([edit_ratio(a, b) for a, b in pairs])
+    columns["overlap"] = np.max(np.stack([columns[f"edit_{spec.short(f)}"] for f in spec.fields]), axis=0)
     return columns
+
+
+def has_tiers(task: str) -> bool:
+    """Whether rows of ``task`` have a tier order (two or more outputs)."""
+    return len(get_task(task).fields) > 1
 
 
 def scores_schema(task: str) -> pa.Schema:
     """Columns of a sidecar ``scores/part-*.parquet``: id, then the columns of :func:`score_rows`."""
-    shorts = [SHORT[f] for f in output_fields(task)]  # type: ignore[arg-type]
+    spec = get_task(task)
+    shorts = [spec.short(f) for f in spec.fields]
     columns = [("id", pa.string())] + [(f"cos_{s}", pa.float64()) for s in shorts]
     columns += [(name, pa.float64()) for name in margin_names(task)]
-    columns += [("margin", pa.float64()), ("tier_ok", pa.bool_())]
+    if has_tiers(task):
+        columns += [("margin", pa.float64()), ("tier_ok", pa.bool_())]
     columns += [(f"{kind}_{s}", pa.float64()) for kind in ("jaccard", "edit") for s in shorts]
     columns += [("overlap", pa.float64())]
     return pa.schema(columns)
@@ -170,13 +179,13 @@ def training_pairs(task: str, rows: dict[str, list[str]]) -> tuple[list[str], li
 
     Returns:
         ``(anchors, positives, flattened)``: the first 1,000 rows' anchors and their InfoNCE positive as the
-        training stage uses it (sts: the **intermediate**, as the paper's code does; nli: the entailment), and the
+        training stage uses it (the task's ``positive``; sts: the **intermediate**, as the paper's code does), and the
         first 1,000 sentences of the rows flattened as the training stage flattens a row (anchor, InfoNCE
         positive, then the other outputs; repeats dropped).
     """
-    fields = output_fields(task)  # type: ignore[arg-type]
-    positive = "intermediate" if task == "sts" else "entailment"
-    order = ["anchor", positive] + [f for f in fields if f != positive]
+    spec = get_task(task)
+    positive = spec.positive
+    order = ["anchor", positive] + [f for f in spec.fields if f != positive]
     n = min(ALIGNMENT_ROWS, len(rows["anchor"]))
     flattened: list[str] = []
     for i in range(len(rows["anchor"])):
@@ -256,8 +265,8 @@ def _stack(vectors: dict[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
 
 # --- the stage ----------------------------------------------------------------------------------------------------
 
-def open_scorable(out: Path) -> dict:
-    """The manifest of a finished, unlocked output dir.
+def open_scorable(out: Path) -> Manifest:
+    """The manifest of a datagen output dir.
 
     Raises:
         InputError: no manifest (not a datagen output dir).
@@ -265,7 +274,8 @@ def open_scorable(out: Path) -> dict:
     """
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
-        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen nli/sts run")
+        raise InputError(f"{out} is not a datagen output (no manifest.json); pass the --out of a datagen run "
+                         "(datagen nli, sts, pairs or filter)")
     return manifest
 
 
@@ -274,7 +284,7 @@ def score_dataset(out: str | Path, *, encoder: str | SentenceTransformer = DEFAU
     """Score every row of ``out``, write the sidecar ``OUT/scores/`` and the manifest's ``scores`` key.
 
     Args:
-        out: A ``datagen nli|sts`` output dir (or a ``datagen filter`` one).
+        out: A ``datagen <task>`` output dir (or a ``datagen filter`` one).
         encoder: Registry name, folder or hub id, or an already loaded ``SentenceTransformer`` (benchmarks
             scoring many dirs load it once).
         data_dir: SentEval folder holding ``STS/STSBenchmark/sts-dev.csv``; default ``$DATAGEN_DATA`` or
@@ -291,21 +301,24 @@ def score_dataset(out: str | Path, *, encoder: str | SentenceTransformer = DEFAU
     """
     out = Path(out)
     started = time.perf_counter()
-    manifest = open_scorable(out)
-    with output_lock(out):  # refuses while a generation run is writing; keeps one from starting meanwhile
+    open_scorable(out)
+    with DatasetWriter(out) as writer:  # refuses while a generation run is writing; keeps one from starting meanwhile
         manifest = open_scorable(out)
-        task = manifest["task"]
-        fields = ["anchor", *output_fields(task)]
-        shards = [shard for shard in manifest["shards"] if shard["data"]["rows"] > 0]
+        writer.open_existing()
+        task = manifest.task
+        fields = ["anchor", *get_task(task).fields]
+        shards = manifest.data_shards()
         if not shards:
             raise InputError(f"{out} holds no rows to score; generate some first (datagen {task} --out {out})")
         model = _load_encoder_cached(encoder) if isinstance(encoder, str) else encoder
-        tables = [_read_shard(out, shard["data"]["path"], fields) for shard in shards]
+        tables = [_read_shard(out, shard.data.path, fields) for shard in shards]
         texts = [text for table in tables for name in fields for text in table[name]]
         vectors = encode_unique(model, texts, batch_size=batch_size)
         encoded = time.perf_counter()
         per_shard = [score_rows(task, table, vectors) for table in tables]
-        written = _write_sidecar(out, task, shards, tables, per_shard, manifest["fingerprint"])
+        metadata = {"datagen.data_fingerprint": manifest.fingerprint, "datagen.scores_format": SCORE_FORMAT_VERSION}
+        parts = ((shard.index, _sidecar_rows(table, columns)) for shard, table, columns in zip(shards, tables, per_shard))
+        written = writer.replace_sidecar(SCORES, parts, scores_schema(task), metadata)
         everything = {name: [t for table in tables for t in table[name]] for name in ["id", *fields]}
         columns = {key: np.concatenate([part[key] for part in per_shard]) for key in per_shard[0]}
         summary = summarise(task, manifest, everything, columns, vectors)
@@ -314,37 +327,39 @@ def score_dataset(out: str | Path, *, encoder: str | SentenceTransformer = DEFAU
         summary |= {
             "format_version": SCORE_FORMAT_VERSION,
             "encoder": encoder if isinstance(encoder, str) else _encoder_label(model),
-            "data_status": manifest.get("status"),
-            "data_fingerprint": manifest["fingerprint"],
-            "data_shards": {shard["data"]["path"]: shard["data"]["sha256"] for shard in shards},
-            "files": [vars(w) for w in written],
+            "data_status": manifest.status,
+            "data_fingerprint": manifest.fingerprint,
+            "data_shards": {shard.data.path: shard.data.sha256 for shard in shards},
+            "files": [w.model_dump() for w in written],
             "unique_sentences": len(vectors),
             "seconds": {"encode": round(encoded - started, 2), "total": round(time.perf_counter() - started, 2)},
         }
-        manifest["scores"] = summary
-        write_manifest(out, manifest)
+        writer.set_section("scores", summary)
+        writer.finalize(status=None)
     return summary
 
 
-def summarise(task: str, manifest: dict, rows: dict[str, list[str]], columns: dict[str, np.ndarray],
+def summarise(task: str, manifest: Manifest, rows: dict[str, list[str]], columns: dict[str, np.ndarray],
               vectors: dict[str, np.ndarray]) -> dict:
     """Dataset-level figures from the per-row columns (everything but the difficulty)."""
-    fields = output_fields(task)  # type: ignore[arg-type]
-    counts = manifest.get("counts", {})
-    total = counts.get("rows", 0) + counts.get("rejects", 0)
+    spec = get_task(task)
+    fields = spec.fields
+    counts = manifest.counts
+    total = counts.rows + counts.rejects
     generated = [rows[f][i] for i in range(len(rows["anchor"])) for f in fields]
     groups = np.repeat(np.arange(len(rows["anchor"])), len(fields))
     return {
         "task": task,
         "rows": len(rows["anchor"]),
-        "rejects": counts.get("rejects", 0),
-        "acceptance_rate": round(counts.get("rows", 0) / total, 4) if total else 0.0,
-        "reject_reasons": counts.get("reject_reasons", {}),
-        "tier_consistency_rate": round(float(np.mean(columns["tier_ok"])), 4),
-        "cosines": {field: quantiles(columns[f"cos_{SHORT[field]}"]) for field in fields},
-        "margins": {name: quantiles(columns[name]) for name in [*margin_names(task), "margin"]},
-        "overlap": {field: quantiles(columns[f"edit_{SHORT[field]}"]) | {
-            "jaccard_mean": round(float(np.mean(columns[f"jaccard_{SHORT[field]}"])), 4)} for field in fields},
+        "rejects": counts.rejects,
+        "acceptance_rate": round(counts.rows / total, 4) if total else 0.0,
+        "reject_reasons": counts.reject_reasons,
+        # None for a task with one output: there is no tier order to hold.
+        "tier_consistency_rate": round(float(np.mean(columns["tier_ok"])), 4) if "tier_ok" in columns else None,
+        "cosines": {field: quantiles(columns[f"cos_{spec.short(field)}"]) for field in fields},
+        "margins": {name: quantiles(columns[name]) for name in margin_names(task) + (["margin"] if "margin" in columns else [])},
+        "overlap": {field: quantiles(columns[f"edit_{spec.short(field)}"]) | {
+            "jaccard_mean": round(float(np.mean(columns[f"jaccard_{spec.short(field)}"])), 4)} for field in fields},
         "diversity": {
             "distinct_1": round(distinct_n(generated, 1), 4),
             "distinct_2": round(distinct_n(generated, 2), 4),
@@ -373,29 +388,9 @@ def _read_shard(out: Path, relative: str, fields: list[str]) -> dict[str, list[s
     return {name: table.column(name).to_pylist() for name in table.column_names}
 
 
-def _write_sidecar(out: Path, task: str, shards: list[dict], tables: list[dict], per_shard: list[dict],
-                   fingerprint: str) -> list:
-    """Write all sidecar shards into a staging dir, then swap it in for ``OUT/scores``.
-
-    A crash before the swap leaves the old sidecar untouched; the manifest, written after the swap, lists the
-    sha256 of every new file, so a crash inside the swap is detected by whoever reads the scores.
-    """
-    staging = out / f".{SCORES}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    metadata = {"datagen.data_fingerprint": fingerprint, "datagen.scores_format": SCORE_FORMAT_VERSION}
-    written = []
-    for shard, table, columns in zip(shards, tables, per_shard):
-        rows = [{"id": row_id} | {key: _plain(values[i]) for key, values in columns.items()}
-                for i, row_id in enumerate(table["id"])]
-        written.append(write_shard(staging, SCORES, shard["index"], rows, scores_schema(task), metadata))
-    old = out / f".{SCORES}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if (out / SCORES).exists():
-        (out / SCORES).rename(old)
-    (staging / SCORES).rename(out / SCORES)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    return written
+def _sidecar_rows(table: dict[str, list[str]], columns: dict[str, np.ndarray]) -> list[dict]:
+    return [{"id": row_id} | {key: _plain(values[i]) for key, values in columns.items()}
+            for i, row_id in enumerate(table["id"])]
 
 
 @functools.lru_cache(maxsize=2)

@@ -12,21 +12,19 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pyarrow.parquet as pq
 import torch
 
 from datagen.errors import InputError
-from datagen.train.losses.ngcse import GroupLayout
+from datagen.tasks import TaskSpec, get_task
+from datagen.train.losses.groups import NO_TEXT, GroupLayout
 from datagen.train.poolers import MASK_TEMPLATE_ALT
 from datagen.dataset.seeds import read_seeds
 
-Objective = Literal["simcse", "nli", "sts"]
-SHARD_COLUMNS: dict[str, tuple[str, ...]] = {
-    "nli": ("anchor", "entailment", "contradiction"),
-    "sts": ("anchor", "positive", "intermediate", "negative"),
-}
+# "simcse" (plain sentences, two dropout views) or the name of a registered task (datagen/tasks/).
+Objective = str
+SIMCSE = "simcse"
 
 
 @dataclass(frozen=True)
@@ -35,8 +33,8 @@ class TrainRow:
 
     anchor: str
     positive: str  # the InfoNCE positive; equal to ``anchor`` for plain sentences (two dropout views)
-    hard_negative: str | None = None  # NLI contradiction
-    ht: tuple[str, str, str] | None = None  # STS (positive, intermediate, negative)
+    hard_negative: str | None = None  # the task's hard negative (nli: the contradiction)
+    ht: tuple[str, str, str] | None = None  # the task's hierarchy (sts: positive, intermediate, negative)
     plain: bool = False
 
     def sentences(self) -> list[str]:
@@ -56,26 +54,26 @@ def shard_files(data_dir: Path) -> list[Path]:
     if not files:
         raise InputError(
             f"no shards in {data_dir}; pass a generation output dir holding data/part-*.parquet "
-            "(made by 'datagen generate')"
+            "(made by `datagen nli`, `datagen sts` or `datagen pairs`)"
         )
     return files
 
 
-def _row_from_record(objective: str, record: dict) -> TrainRow | None:
-    if objective == "nli":
-        return TrainRow(record["anchor"], record["entailment"], hard_negative=record["contradiction"])
-    # The paper's code uses the intermediate as the InfoNCE positive for STS groups (method.md §3).
-    ht = (record["positive"], record["intermediate"], record["negative"])
-    return TrainRow(record["anchor"], record["intermediate"], ht=ht)
+def _row_from_record(spec: TaskSpec, record: dict) -> TrainRow:
+    hard = record[spec.hard_negative] if spec.hard_negative else None
+    ht = tuple(record[name] for name in spec.hierarchy) if spec.hierarchy else None
+    return TrainRow(record["anchor"], record[spec.positive], hard_negative=hard, ht=ht)  # type: ignore[arg-type]
 
 
 def read_shard_rows(data_dir: Path, objective: str) -> list[TrainRow]:
-    """Read generated rows for ``objective`` (``nli`` or ``sts``); rows with an empty cell are skipped.
+    """Read generated rows of the task ``objective``; rows with an empty cell are skipped.
 
     Raises:
         InputError: missing shards or missing columns.
+        ConfigError: ``objective`` is not a registered task.
     """
-    columns = SHARD_COLUMNS[objective]
+    spec = get_task(objective)
+    columns = ("anchor", *spec.fields)
     rows: list[TrainRow] = []
     for path in shard_files(data_dir):
         table = pq.read_table(path)
@@ -83,11 +81,11 @@ def read_shard_rows(data_dir: Path, objective: str) -> list[TrainRow]:
         if missing:
             raise InputError(
                 f"{path} lacks columns {missing} needed by objective '{objective}'; "
-                f"it has {table.column_names} — use --objective {'sts' if objective == 'nli' else 'nli'} or other data"
+                f"it has {table.column_names} — pass the --objective of the task that wrote it, or other data"
             )
         for record in table.select(list(columns)).to_pylist():
             if all(isinstance(record[c], str) and record[c].strip() for c in columns):
-                rows.append(_row_from_record(objective, record))
+                rows.append(_row_from_record(spec, record))
     return rows
 
 
@@ -129,10 +127,11 @@ class CollatedBatch:
     texts: list[str]
     templates: list[str | None]  # per text, for the mask pooler; None = default template
     layout: GroupLayout
+    labels: torch.Tensor  # (batch_size, 6) group labels (datagen.train.losses.groups), what a GroupLoss takes
 
 
 def collate(batch: Sequence[TrainRow]) -> CollatedBatch:
-    """Flatten a batch into one list of texts plus the index layout the loss needs."""
+    """Flatten a batch into one list of texts plus the index layout (and group labels) the loss needs."""
     texts: list[str] = []
     templates: list[str | None] = []
 
@@ -144,17 +143,11 @@ def collate(batch: Sequence[TrainRow]) -> CollatedBatch:
     anchors = [add(row.anchor) for row in batch]
     # Plain rows: the second view uses the paper's second template (only matters for the mask pooler).
     positives = [add(row.positive, MASK_TEMPLATE_ALT if row.plain else None) for row in batch]
-    hard = [add(row.hard_negative) for row in batch if row.hard_negative]
+    hard = [add(row.hard_negative) if row.hard_negative else NO_TEXT for row in batch]
     ht = []
-    for row, anchor, positive in zip(batch, anchors, positives):
-        if row.ht:
-            sts_positive, _, sts_negative = row.ht
-            # The intermediate is already embedded as this row's InfoNCE positive.
-            ht.append([anchor, add(sts_positive), positive, add(sts_negative)])
-    layout = GroupLayout(
-        anchor=torch.tensor(anchors, dtype=torch.long),
-        positive=torch.tensor(positives, dtype=torch.long),
-        hard_negative=torch.tensor(hard, dtype=torch.long),
-        ht=torch.tensor(ht, dtype=torch.long).reshape(-1, 4),
-    )
-    return CollatedBatch(texts, templates, layout)
+    for row, positive in zip(batch, positives):
+        # A hierarchy text equal to the InfoNCE positive (the STS intermediate) is already embedded: reuse it.
+        ht.append([positive if text == row.positive else add(text) for text in row.ht] if row.ht else [NO_TEXT] * 3)
+    labels = torch.tensor([[a, p, h, *t] for a, p, h, t in zip(anchors, positives, hard, ht)], dtype=torch.long)
+    labels = labels.reshape(-1, 6)  # (batch_size, 6)
+    return CollatedBatch(texts, templates, GroupLayout.from_labels(labels), labels)

@@ -1,8 +1,9 @@
 """Stage: train a sentence encoder on generated shards (and/or plain sentences).
 
 A lean torch loop around a sentence-transformers model: one forward pass per
-step over every text of the batch, the paper's loss on a training-only
-projection, frozen word embeddings, linear LR decay. Every ``eval_every`` steps
+step over every text of the batch, the loss the config's ``loss:`` section
+picks (default: the paper's, on a training-only projection), frozen word
+embeddings, linear LR decay. Every ``eval_every`` steps
 it logs STS-B dev Spearman and alignment / uniformity in the paper's CSV layout
 and saves the best checkpoint (by STS-B dev) into the run dir, which
 ``SentenceTransformer(run_dir)`` loads.
@@ -20,31 +21,42 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from datagen.config import Frozen, load_section
 from datagen.encoders import DEFAULT_ENCODER, is_local, resolve_encoder
 from datagen.errors import ConfigError, InputError
-from datagen.train.losses.ngcse import NGCSELoss
+from datagen.tasks import get_task
+from datagen.train.losses import AnyLossConfig, GroupLoss, NGCSEConfig, build_loss
+from datagen.train.losses.registry import with_default_name
 from datagen.evaluate.measures import alignment, cosine_spearman, uniformity
 from datagen.train.poolers import PoolerName, PromptTransformer, build_modules
 from datagen.evaluate.run_files import EVAL_AU_FILE, METRICS_FILE, TRAIN_AU_FILE, RunLog
 from datagen.evaluate.sts_data import STSPairs, default_data_dir, load_sickr, load_stsb
 from datagen.train.data import (
+    SIMCSE,
+    CollatedBatch,
     Objective,
     TrainRow,
     collate,
     iterate_batches,
     read_plain_rows,
     read_shard_rows,
+    shard_files,
     split_heldout,
 )
 
 # Bump when the run-dir layout (CSV names/columns, train_config.json) changes.
-RUN_FORMAT_VERSION = 1
+# 2: the loss settings moved from the top level of train_config.json into its "loss" section.
+RUN_FORMAT_VERSION = 2
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
+
+# Flat keys the CLI passes (--temp, --margins, --beta) and the ``loss:`` settings they stand for.
+LOSS_FLAG_SHORTHANDS = {"temperature": "loss.temperature", "margin1": "loss.margin1", "margin2": "loss.margin2",
+                        "beta": "loss.beta"}
 
 
 class TrainConfig(Frozen):
@@ -53,6 +65,8 @@ class TrainConfig(Frozen):
     data: tuple[str, ...] = ()  # generation output dirs (OUT/data/part-*.parquet)
     plain: str | None = None  # seed file of plain sentences: simcse data, or mixed in ("hybrid")
     plain_limit: int | None = Field(None, ge=1)
+    # "simcse" (plain sentences, two dropout views) or a registered task (datagen/tasks/), whose spec says
+    # which columns are the InfoNCE positive, hard negative and HT hierarchy.
     objective: Objective = "sts"
     encoder: str = DEFAULT_ENCODER
     # avg: all-MiniLM-L6-v2 was trained with mean pooling; the paper's BERT runs use cls (Wiki) or mask.
@@ -64,10 +78,9 @@ class TrainConfig(Frozen):
     epochs: float = Field(1.0, gt=0)
     steps: int | None = Field(None, ge=1)  # overrides epochs when set
     eval_every: int = Field(125, ge=1)  # the paper evaluates every 125 steps
-    temperature: float = Field(0.05, gt=0)
-    margin1: float = Field(5e-3, ge=0)
-    margin2: float = Field(5e-2, ge=0)  # 5e-2 for Wiki seeds, 1e-1 for NLI seeds
-    beta: float = Field(1.0, ge=0)
+    # The loss and its settings, by name (datagen/train/losses/registry.py); the paper's by default.
+    # A ``loss:`` section without ``name`` is ngcse's settings.
+    loss: AnyLossConfig = NGCSEConfig()
     seed: int = 42
     heldout_fraction: float = Field(0.1, gt=0, lt=1)  # method.md §4: 10% held out for "train" alignment
     heldout_anchors: int = Field(1000, ge=2)
@@ -78,22 +91,51 @@ class TrainConfig(Frozen):
     data_dir: str | None = None  # SentEval folder; None: $DATAGEN_DATA or ../shared/data/senteval_processed
     threads: int | None = Field(None, ge=1)  # torch threads; None = torch's default
 
+    @model_validator(mode="before")
+    @classmethod
+    def _loss_settings_live_in_loss(cls, data: Any) -> Any:
+        flat = [key for key in LOSS_FLAG_SHORTHANDS if isinstance(data, dict) and key in data]
+        if flat:
+            raise ValueError(
+                f"{', '.join(flat)} moved into the loss section: write 'loss: {{name: ngcse, {flat[0]}: ...}}'"
+            )
+        return data
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _default_loss_name(cls, value: Any) -> Any:
+        return with_default_name(value)
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: str) -> str:
+        if value != SIMCSE:
+            get_task(value)  # raises ConfigError naming the registered tasks
+        return value
+
     @model_validator(mode="after")
     def _check_sources(self) -> TrainConfig:
-        if self.objective in ("nli", "sts") and not self.data:
+        if self.objective != SIMCSE and not self.data:
             raise ValueError(f"objective '{self.objective}' needs --data DIR (generated shards)")
-        if self.objective == "simcse" and not (self.plain or self.data):
-            raise ValueError("objective 'simcse' needs --plain SEEDS (or --data whose anchors are used)")
+        if self.objective == SIMCSE and not (self.plain or self.data):
+            raise ValueError(f"objective '{SIMCSE}' needs --plain SEEDS (or --data whose anchors are used)")
         return self
 
 
 def load_train_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Build a ``TrainConfig`` from an optional YAML file (``train:`` section or top level) plus overrides.
 
+    Args:
+        path: YAML file, or None for the defaults.
+        overrides: Flag values by key (dotted for nested: ``"loss.scale"``); None means "not given". The flat keys
+            ``temperature``, ``margin1``, ``margin2``, ``beta`` are shorthands for ``loss.<key>``, so they apply
+            to whichever loss the YAML picks (a loss without that setting is a ConfigError).
+
     Raises:
-        ConfigError: unreadable YAML or invalid values.
+        ConfigError: unreadable YAML or invalid values (an unknown objective or loss among them).
     """
-    return load_section(TrainConfig, path, "train", overrides)
+    mapped = {LOSS_FLAG_SHORTHANDS.get(key, key): value for key, value in overrides.items()}
+    return load_section(TrainConfig, path, "train", mapped)
 
 
 @dataclass
@@ -110,12 +152,30 @@ class TrainResult:
 # ---------------------------------------------------------------- data
 
 
+def read_shard_anchors(data_dir: Path) -> list[TrainRow]:
+    """Plain (SimCSE) rows from the anchors of generated shards, whichever task wrote them.
+
+    Only the ``anchor`` column is read; empty anchors are skipped.
+
+    Raises:
+        InputError: no shards, or a shard without an ``anchor`` column.
+    """
+    rows: list[TrainRow] = []
+    for path in shard_files(Path(data_dir)):
+        if "anchor" not in pq.read_schema(path).names:
+            raise InputError(f"{path} has no 'anchor' column; pass a generation output dir to --data")
+        for anchor in pq.read_table(path, columns=["anchor"]).column("anchor").to_pylist():
+            if isinstance(anchor, str) and anchor.strip():
+                rows.append(TrainRow(anchor, anchor, plain=True))
+    return rows
+
+
 def load_rows(config: TrainConfig) -> list[TrainRow]:
     """All training rows for the config's objective: generated rows plus plain sentences (hybrid)."""
     rows: list[TrainRow] = []
     for data_dir in config.data:
-        if config.objective == "simcse":
-            rows += [TrainRow(r.anchor, r.anchor, plain=True) for r in read_shard_rows(Path(data_dir), "sts")]
+        if config.objective == SIMCSE:
+            rows += read_shard_anchors(Path(data_dir))
         else:
             rows += read_shard_rows(Path(data_dir), config.objective)
     if config.plain:
@@ -272,9 +332,8 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> Path:
 
 
 def build_optimization(model, config: TrainConfig, n_steps: int):
-    """The paper's loss (with its training-only projection), AdamW over trainable weights, linear LR decay."""
-    loss_fn = NGCSELoss(model, model.get_embedding_dimension(), temperature=config.temperature,
-                        margin1=config.margin1, margin2=config.margin2, beta=config.beta)
+    """The config's loss (NGCSE's owns a training-only projection), AdamW over trainable weights, linear LR decay."""
+    loss_fn = build_loss(config.loss, model)
     params = [p for p in loss_fn.parameters() if p.requires_grad]  # frozen word embeddings are left out
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / n_steps))
@@ -332,13 +391,46 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = True) -> Train
     return result
 
 
-def train_step(model, loss_fn: NGCSELoss, optimizer: torch.optim.Optimizer, batch: list[TrainRow], max_len: int) -> float:
-    """One optimisation step on one batch; returns the loss value."""
-    model.train()
+def text_columns(collated: CollatedBatch) -> list[list[int]]:
+    """Column batches for sentence-transformers losses: indices of (anchor, positive[, hard negative]) texts.
+
+    The hard-negative column is there only when every row has one (ST losses need equal columns), so a hybrid
+    batch (plain rows mixed with NLI triples) trains without them; HT texts are never used.
+    """
+    layout = collated.layout
+    columns = [layout.anchor.tolist(), layout.positive.tolist()]
+    if len(layout.hard_negative) == len(layout.anchor):
+        columns.append(layout.hard_negative.tolist())
+    return columns
+
+
+def loss_inputs(model, loss_fn: torch.nn.Module, batch: list[TrainRow], max_len: int):
+    """``(sentence_features, labels)`` for ``loss_fn.forward``, in the shape the loss takes.
+
+    A ``GroupLoss`` (datagen's) gets one feature dict of every text (a single forward pass) and the group labels;
+    any other loss, sentence-transformers' column layout with ``labels=None`` (datagen's rows carry no scores).
+    """
     collated = collate(batch)
-    features = preprocess(model, collated.texts, collated.templates, max_len)
-    parts = loss_fn(features, collated.layout)
+    if isinstance(loss_fn, GroupLoss):
+        return [preprocess(model, collated.texts, collated.templates, max_len)], collated.labels
+    features = [
+        preprocess(model, [collated.texts[i] for i in column], [collated.templates[i] for i in column], max_len)
+        for column in text_columns(collated)
+    ]
+    return features, None
+
+
+def train_step(model, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: list[TrainRow],
+               max_len: int) -> float:
+    """One optimisation step on one batch with any ``forward(sentence_features, labels) -> Tensor`` loss.
+
+    Returns:
+        The loss value.
+    """
+    model.train()
+    sentence_features, labels = loss_inputs(model, loss_fn, batch, max_len)
+    loss = loss_fn(sentence_features, labels)
     optimizer.zero_grad(set_to_none=True)
-    parts.total.backward()
+    loss.backward()
     optimizer.step()
-    return float(parts.total.detach())
+    return float(loss.detach())

@@ -7,16 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from datagen.errors import StorageError
-from datagen.dataset.shards import (
-    LOCK,
-    data_schema,
-    output_lock,
-    read_manifest,
-    rejects_schema,
-    verify_file,
-    write_manifest,
-    write_shard,
-)
+from datagen.dataset.manifest import Manifest, read_manifest, write_manifest
+from datagen.dataset.shards import LOCK, data_schema, output_lock, rejects_schema, verify_file, write_shard
 
 
 def sts_row(i):
@@ -61,8 +53,8 @@ def test_rejects_schema_has_raw_and_reason():
 
 
 def test_manifest_roundtrip_and_wrong_version(tmp_path):
-    write_manifest(tmp_path, {"format_version": 1, "task": "sts"})
-    assert read_manifest(tmp_path)["task"] == "sts"
+    write_manifest(tmp_path, Manifest(task="sts", fingerprint="f", config={}))
+    assert read_manifest(tmp_path).task == "sts"
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(StorageError, match="--overwrite"):
         read_manifest(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 import threading
 import time
@@ -14,9 +15,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from datagen.config import OpenAIConfig, SamplingConfig
-from datagen.engines.base import Engine, GenerationRequest
+from datagen.engines.base import Engine, GenerationRequest, LogprobsEngine, StreamingEngine
 from datagen.engines.openai_server import OpenAIEngine
-from datagen.errors import EngineError
+from datagen.engines.registry import served_model
+from datagen.errors import ConfigError, EngineError
 from datagen.engines.vllm_server import pick_free_port
 
 # (status, json body, headers, delay_s) for one HTTP answer.
@@ -24,10 +26,27 @@ Reply = tuple[int, dict[str, Any], dict[str, str], float]
 Policy = Callable[[dict[str, Any], int], Reply]  # (request body, attempt number for this prompt) -> reply
 
 
+# What the stub answers to logprobs=True: (token, logprob) of the first token's alternatives, in no order.
+STUB_TOP_LOGPROBS = [(" no", -2.0), ("Yes", -0.5), ("yes", -1.5), ("Maybe", -3.0), ("NO", -4.0)]
+
+
+def logprobs_field(top_logprobs: int) -> dict[str, Any]:
+    """OpenAI's ``choices[i].logprobs`` for one generated token with ``top_logprobs`` alternatives."""
+    alternatives = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in STUB_TOP_LOGPROBS[:top_logprobs]]
+    return {"content": [{"token": "Yes", "logprob": -0.5, "bytes": list(b"Yes"), "top_logprobs": alternatives}]}
+
+
 def chat_reply(body: dict[str, Any]) -> dict[str, Any]:
-    """A well-formed chat.completion echoing the last message, one choice per ``n``."""
+    """A well-formed chat.completion echoing the last message, one choice per ``n`` (with logprobs if asked)."""
     n = body.get("n", 1)
     prompt = body["messages"][-1]["content"]
+    if body.get("logprobs"):
+        return {
+            "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Yes"}, "finish_reason": "length",
+                         "logprobs": logprobs_field(body.get("top_logprobs", 0))}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+        }  # fmt: skip
     return {
         "id": "chatcmpl-stub",
         "object": "chat.completion",
@@ -123,7 +142,7 @@ def stub() -> Iterator[StubServer]:
 def make_engine(base_url: str, *, sampling: SamplingConfig | None = None, **settings: Any) -> OpenAIEngine:
     config = OpenAIConfig(base_url=base_url, **{"max_retries": 3, "timeout_s": 5.0, **settings})
     return OpenAIEngine(
-        "stub-model",
+        served_model("stub-model"),
         settings=config,
         sampling=sampling or SamplingConfig(max_tokens=16),
         backoff_initial_s=0.01,  # keep the unit tests fast; the policy is what is under test
@@ -140,6 +159,11 @@ def test_engine_satisfies_protocol(stub):
     assert isinstance(engine, Engine)
     assert engine.name == "openai" and engine.model_name == "stub-model"
     assert engine.generate([]) == []
+
+
+def test_engine_declares_logprobs_but_not_streaming(stub):
+    engine = make_engine(stub.base_url)
+    assert isinstance(engine, LogprobsEngine) and not isinstance(engine, StreamingEngine)
 
 
 def test_completion_fields_and_order(stub):
@@ -215,7 +239,8 @@ def test_nothing_listening_raises_at_start():
 def test_connection_lost_after_start_raises_with_the_fix():
     url = f"http://127.0.0.1:{pick_free_port()}/v1"
     config = OpenAIConfig(base_url=url, max_retries=1, timeout_s=2.0)
-    engine = OpenAIEngine("m", settings=config, sampling=SamplingConfig(), backoff_initial_s=0.01, probe=False)
+    engine = OpenAIEngine(served_model("m"), settings=config, sampling=SamplingConfig(), backoff_initial_s=0.01,
+                          probe=False)
     with pytest.raises(EngineError, match=f"server at {url} still failed after 1 retries \\(connection error"):
         engine.generate(ask("x"))
 
@@ -264,12 +289,58 @@ def test_missing_key_env_sends_placeholder(stub, monkeypatch):
     assert stub.headers[0]["authorization"] == "Bearer EMPTY"  # local servers accept any key
 
 
+# ---------------------------------------------------------------- first-token logprobs (stub)
+
+
+def test_first_token_logprobs_request_and_answer(stub):
+    schema = {"type": "object"}
+    engine = make_engine(stub.base_url, sampling=SamplingConfig(n=3, temperature=0.9, max_tokens=64))
+    answers = engine.first_token_logprobs(ask("is it?", "and this?", schema=schema), top_k=4)
+    sent = stub.bodies[0]
+    assert (sent["logprobs"], sent["top_logprobs"], sent["max_tokens"], sent["temperature"], sent["n"]) == (
+        True, 4, 1, 0.0, 1)  # one greedy token whatever the generation sampling says
+    assert "response_format" not in sent  # the judge reads the unconstrained distribution
+    assert [a.request_id for a in answers] == ["r0", "r1"] and all(a.error is None for a in answers)
+    assert [(t.token, t.logprob) for t in answers[0].top] == [("Yes", -0.5), ("yes", -1.5), (" no", -2.0),
+                                                               ("Maybe", -3.0)]
+    yes, no = math.exp(-0.5) + math.exp(-1.5), math.exp(-2.0)
+    assert answers[0].probability("yes") == pytest.approx(yes)
+    assert answers[0].share(["yes"], ["no"]) == pytest.approx(yes / (yes + no))
+
+
+def test_first_token_logprobs_of_a_refused_request_is_an_error_not_a_crash(stub):
+    stub.policy = lambda body, attempt: (
+        (400, error_body("prompt too long"), {}, 0.0) if body["messages"][-1]["content"] == "long" else ok(body, attempt)
+    )
+    answers = make_engine(stub.base_url).first_token_logprobs(ask("short", "long"), top_k=2)
+    assert answers[0].error is None and len(answers[0].top) == 2
+    assert answers[1].error == "HTTP 400: prompt too long" and answers[1].top == ()
+
+
+def test_server_that_ignores_logprobs_raises_with_the_fix(stub):
+    stub.policy = lambda body, attempt: (200, chat_reply({**body, "logprobs": False}), {}, 0.0)
+    with pytest.raises(EngineError, match="answered without logprobs.*vllm.entrypoints.openai.api_server"):
+        make_engine(stub.base_url).first_token_logprobs(ask("x"))
+
+
+@pytest.mark.parametrize("top_k", [0, 21])
+def test_top_k_outside_what_servers_return_is_refused(stub, top_k):
+    with pytest.raises(ConfigError, match="use 1..20"):
+        make_engine(stub.base_url).first_token_logprobs(ask("x"), top_k=top_k)
+    assert stub.bodies == []
+
+
+def test_no_requests_no_logprobs_and_no_http(stub):
+    assert make_engine(stub.base_url).first_token_logprobs([]) == []
+    assert stub.bodies == []
+
+
 # ---------------------------------------------------------------- real vLLM server
 
 
 def real_engine(url: str, **sampling: Any) -> OpenAIEngine:
     return OpenAIEngine(
-        "qwen2.5-0.5b",
+        served_model("qwen2.5-0.5b"),
         settings=OpenAIConfig(base_url=url, concurrency=8, timeout_s=120.0),
         sampling=SamplingConfig(**{"max_tokens": 48, **sampling}),
     )
@@ -326,7 +397,8 @@ def test_real_server_n_samples(vllm_server_url):
 
 @pytest.mark.server
 def test_real_server_unknown_model_name_raises(vllm_server_url):
-    engine = OpenAIEngine("no-such-model", settings=OpenAIConfig(base_url=vllm_server_url), sampling=SamplingConfig())
+    engine = OpenAIEngine(served_model("no-such-model"), settings=OpenAIConfig(base_url=vllm_server_url),
+                          sampling=SamplingConfig())
     with pytest.raises(EngineError, match="404 for model 'no-such-model'"):
         engine.generate(ask("hi"))
 
@@ -352,3 +424,21 @@ def test_datagen_sts_through_real_server_matches_contract(vllm_server_url, tmp_p
     assert b"sk-test-secret-never-written" not in written
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
     assert rerun.returncode == 0 and "already complete" in rerun.stderr
+
+
+JUDGE = "Premise: {premise} Hypothesis: {hypothesis} Does the premise entail the hypothesis? Answer yes or no."
+
+
+@pytest.mark.server
+def test_real_server_first_token_logprobs_judge_an_entailment(vllm_server_url):
+    premise = "A man is playing a guitar."
+    hypotheses = ["A person is playing music.", "A cat is sleeping on the sofa."]
+    questions = ask(*(JUDGE.format(premise=premise, hypothesis=h) for h in hypotheses))
+    entailed, unrelated = real_engine(vllm_server_url).first_token_logprobs(questions, top_k=20)
+    for answer in (entailed, unrelated):
+        assert answer.error is None and len(answer.top) == 20
+        assert [t.logprob for t in answer.top] == sorted((t.logprob for t in answer.top), reverse=True)
+    p_entailed, p_unrelated = entailed.share(["yes"], ["no"]), unrelated.share(["yes"], ["no"])
+    print(f"real server: P(yes) entailed {p_entailed:.3f}, unrelated {p_unrelated:.3f}")
+    assert p_entailed is not None and p_unrelated is not None
+    assert p_entailed > p_unrelated

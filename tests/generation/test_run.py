@@ -1,5 +1,5 @@
 """Pipeline logic (chunking, accounting, resume) with a scripted engine; the real-engine runs are in
-tests/test_generation_real.py."""
+tests/generation/test_real_engine.py."""
 
 import json
 
@@ -10,6 +10,7 @@ from datagen.config import load_config
 from datagen.errors import InputError, ResumeError
 from datagen.generation.run import generate, plan_chunks
 from datagen.dataset.shards import read_rows
+from datagen.tasks import get_task
 from tests.support.fakes import FakeEngine, good_reply
 
 
@@ -30,7 +31,8 @@ def no_model_preparation(monkeypatch):
     monkeypatch.setattr(models, "resolve_model", lambda name: models.ResolvedModel(name, name, "sha-" + name))
 
 
-@pytest.mark.parametrize("task, mode", [("nli", "separate"), ("nli", "joint"), ("sts", "separate"), ("sts", "joint")])
+@pytest.mark.parametrize("task, mode", [("nli", "separate"), ("nli", "joint"), ("sts", "separate"), ("sts", "joint"),
+                                        ("pairs", "separate"), ("pairs", "joint")])
 def test_every_seed_becomes_a_row(tmp_path, seed_file, task, mode):
     summary, engine = run(config(task, mode=mode), seed_file, tmp_path / "out")
     assert summary.rows == 10 and summary.rejects == 0 and summary.shards_written == 3
@@ -38,7 +40,7 @@ def test_every_seed_becomes_a_row(tmp_path, seed_file, task, mode):
     assert table.num_rows == 10 and len(set(table.column("id").to_pylist())) == 10
     assert engine.closed
     # one engine call per shard-sized batch, never per row
-    templates = 1 if mode == "joint" else (2 if task == "nli" else 3)
+    templates = 1 if mode == "joint" else len(get_task(task).fields)
     assert [len(batch) for batch in engine.batches] == [4 * templates, 4 * templates, 2 * templates]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["rows"] == 10

@@ -251,3 +251,30 @@ def test_score_cli_prints_one_line_errors(tmp_path):
     result = CliRunner().invoke(app, ["score", str(tmp_path)])
     assert result.exit_code == 2 and "no manifest.json" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.model
+def test_a_task_with_one_output_scores_filters_and_exports(tmp_path, seed_file, monkeypatch, minilm):
+    """pairs: no tier order to hold, so no margin columns; overlap filtering and export still work."""
+    from datagen.dataset.export import export_ngcse_jsonl
+    from datagen.quality.filter import FilterSpec, filter_dataset
+    from tests.support.fakes import good_reply
+
+    def reply(name, anchor):  # joint mode: one JSON object per seed; the dogs' "paraphrase" is the anchor + 1 word
+        if "dogs" in anchor:
+            return json.dumps({"positive": anchor.replace(".", " indeed.")})
+        return good_reply(name, anchor, "pairs")
+
+    out = build_dataset(tmp_path / "pairs", seed_file, "pairs", reply, monkeypatch)
+    summary = score_dataset(out, encoder=minilm)
+    scores = read_scores(out)
+    assert {"cos_pos", "jaccard_pos", "edit_pos", "overlap"} <= set(scores.column_names)
+    assert not {"margin", "tier_ok"} & set(scores.column_names)
+    assert summary["tier_consistency_rate"] is None and summary["margins"] == {}
+    kept = filter_dataset(out, tmp_path / "kept", FilterSpec(max_overlap=0.9))
+    assert kept.filtered == {"filtered_overlap": 1} and kept.kept == summary["rows"] - 1
+    with pytest.raises(InputError, match="has one output"):
+        filter_dataset(out, tmp_path / "tiers", FilterSpec(require_tier_order=True))
+    lines = export_ngcse_jsonl(tmp_path / "kept", tmp_path / "train.jsonl")
+    first = json.loads((tmp_path / "train.jsonl").read_text().splitlines()[0])
+    assert lines == kept.kept and first["5"] and first["4"] == "" and first["split"] == "aigen"

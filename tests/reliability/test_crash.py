@@ -81,7 +81,8 @@ def draw_kill(rng: random.Random, pending: int, seconds_per_shard: float) -> tup
     op, target, when = rng.choice(STEP_KILLS)
     if pending == 0:  # only the final manifest write is left
         op, target = "replace", "manifest"
-    per_run = {"data": pending, "rejects": pending, "manifest": pending + 2}[target]  # manifest: start, per shard, end
+    # manifest.json is replaced at the start and at the end; its journal is fsynced once per shard between.
+    per_run = {"data": pending, "rejects": pending, "manifest": pending + 2 if op == "fsync" else 2}[target]
     nth = rng.randint(1, max(1, min(per_run, 3)))
     spec = f"{op}:{target}:{nth}:{when}"
     return spec, spec, None

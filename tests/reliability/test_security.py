@@ -21,7 +21,7 @@ import pytest
 from datagen.config import load_config
 from datagen.errors import StorageError
 from datagen.generation.run import generate
-from datagen.dataset.shards import MANIFEST
+from datagen.dataset.manifest import MANIFEST
 from tests.support.fake_run import STORAGE_OVERRIDES, no_model_preparation
 from tests.support.fakes import FakeEngine
 from tests.support.reliability import compare_with_reference

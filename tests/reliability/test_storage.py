@@ -27,7 +27,8 @@ from datagen.dataset import shards
 from datagen.config import load_config
 from datagen.errors import StorageError
 from datagen.generation.run import generate
-from datagen.dataset.shards import LOCK, output_lock, read_manifest
+from datagen.dataset.manifest import read_manifest
+from datagen.dataset.shards import LOCK, output_lock
 from tests.support.fake_run import STORAGE_OVERRIDES, no_model_preparation
 from tests.support.fakes import FakeEngine
 from tests.support.reliability import check_consistent, compare_with_reference, leftovers

@@ -1,7 +1,6 @@
 """A scripted engine, only for isolating pipeline units from a real LLM.
 
-Every engine also has a test against the real thing (tests/test_engine_*.py,
-tests/test_generation_real.py).
+Every engine also has a test against the real thing (tests/engines/, tests/generation/test_real_engine.py).
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import json
 from typing import Callable, Sequence
 
 from datagen.engines.base import Completion, GenerationRequest
+from datagen.tasks import get_task
 
 # Good outputs per template, keyed by template name; "{anchor}" is replaced by the seed.
 GOOD = {
@@ -26,8 +26,7 @@ def good_reply(name: str, anchor: str, task: str) -> str:
     words = anchor.rstrip(".").split()
     parts = {"anchor": anchor, "reversed": " ".join(reversed(words)).lower(), "first_words": " ".join(words[:3])}
     if name == "joint":
-        fields = ("entailment", "contradiction") if task == "nli" else ("positive", "intermediate", "negative")
-        return json.dumps({field: GOOD[field].format(**parts) for field in fields})
+        return json.dumps({field: GOOD[field].format(**parts) for field in get_task(task).fields})
     return GOOD[name].format(**parts)
 
 

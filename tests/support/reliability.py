@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from datagen.dataset.shards import LOCK, MANIFEST, file_sha256
+from datagen.dataset.manifest import MANIFEST, read_manifest
+from datagen.dataset.shards import LOCK, file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "examples" / "seeds.txt"
@@ -72,10 +73,13 @@ def read_kind(out: Path, kind: str) -> list[dict]:
 
 def check_consistent(out: Path) -> dict | None:
     """What must hold in OUT at any instant, even right after SIGKILL: the manifest parses and every
-    shard it lists exists with its recorded size and sha256. Returns the manifest (None if none yet)."""
+    shard it or its journal lists exists with its recorded size and sha256. Returns the manifest with the
+    journal applied (None if none yet)."""
     if not (out / MANIFEST).exists():
         return None
-    manifest = json.loads((out / MANIFEST).read_text())  # os.replace: never half a JSON file
+    json.loads((out / MANIFEST).read_text())  # os.replace: never half a JSON file
+    merged = read_manifest(out)
+    manifest = json.loads(merged.model_dump_json())
     for shard in manifest["shards"]:
         for kind in ("data", "rejects"):
             path = out / shard[kind]["path"]
@@ -91,6 +95,7 @@ def leftovers(out: Path) -> list[str]:
     found = [f"{p.parent.name}/{p.name}" for kind in ("data", "rejects") for p in (out / kind).glob("*")]
     extra = [name for name in found if name not in listed]
     extra += [p.name for p in out.glob("*.tmp")]
+    extra += [p.name for p in out.glob("*.journal")]  # finalize compacts the journal into the manifest
     if (out / LOCK).exists():
         extra.append(LOCK)
     return extra

@@ -2,7 +2,9 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
-from datagen.tasks.records import NLITriple, STSTuple, similarity
+from datagen.tasks.checks import similarity
+from datagen.tasks.nli import NLITriple
+from datagen.tasks.sts import STSTuple
 
 ANCHOR = "A black dog is chasing a frisbee across a sunny park."
 GOOD_STS = {
@@ -82,6 +84,6 @@ def test_similarity_ignores_case_and_punctuation():
     [("A dog runs.", "LATIN"), ("123 - 456!", "NONE"), ("", "NONE"), ("Café au lait", "LATIN"), ("一只狗在跑 run", "CJK")],
 )
 def test_script_ascii_fast_path_agrees_with_unicode_names(text, script):
-    from datagen.tasks.records import _script
+    from datagen.tasks.checks import _script
 
     assert _script(text) == script

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from datagen.errors import ConfigError, InputError
 from datagen.train.poolers import MASK_TEMPLATE_ALT
 from datagen.train.data import TrainRow, collate, iterate_batches, read_shard_rows, split_heldout
-from datagen.train.loop import load_train_config, total_steps
+from datagen.train.loop import TrainConfig, load_rows, load_train_config, text_columns, total_steps
 
 from tests.conftest import CORPUS, write_shards
 
@@ -77,10 +77,85 @@ def test_pipeline_yaml_defaults_load():
     from datagen.workflow import load_pipeline
 
     config = load_train_config("pipelines/train_sts.yaml", {"data": ("x",)})
-    assert (config.temperature, config.margin1, config.margin2, config.beta, config.max_len) == (0.05, 5e-3, 5e-2, 1.0, 32)
+    loss = config.loss
+    assert (loss.temperature, loss.margin1, loss.margin2, loss.beta, config.max_len) == (0.05, 5e-3, 5e-2, 1.0, 32)
     assert total_steps(config, 640) == 10
     spec = load_pipeline("pipelines/ngcse_small.yaml")
     assert spec.train.config.data == (spec.generate.out,)
+
+
+def test_simcse_reads_only_the_anchors_of_whatever_task_wrote_the_data(tmp_path, nli_shards):
+    rows = load_rows(TrainConfig(objective="simcse", data=(str(nli_shards),)))
+    assert len(rows) == 300 and all(r.plain and r.positive == r.anchor for r in rows)
+    # Any task's shards, even one datagen does not know: only the anchor column is read, empty anchors skipped.
+    odd = write_shards(tmp_path / "odd", [{"id": "1", "anchor": "a b c", "paraphrase": None},
+                                          {"id": "2", "anchor": " ", "paraphrase": "x"}])
+    assert [r.anchor for r in load_rows(TrainConfig(objective="simcse", data=(str(odd),)))] == ["a b c"]
+    no_anchor = write_shards(tmp_path / "no_anchor", [{"id": "1", "text": "a b c"}])
+    with pytest.raises(InputError, match="anchor"):
+        load_rows(TrainConfig(objective="simcse", data=(str(no_anchor),)))
+
+
+def test_objective_is_simcse_or_a_registered_task():
+    from datagen.tasks import all_tasks
+
+    for spec in all_tasks():
+        assert load_train_config(None, {"objective": spec.name, "data": ("x",)}).objective == spec.name
+    with pytest.raises(ConfigError, match="unknown task 'no_such_task'"):
+        load_train_config(None, {"objective": "no_such_task", "data": ("x",)})
+
+
+def test_flat_loss_flags_are_shorthands_for_the_loss_section():
+    config = load_train_config(None, {"objective": "sts", "data": ("x",), "temperature": 0.1, "margin1": 0.01,
+                                      "margin2": 0.1, "beta": 0.5})
+    assert config.loss.model_dump() == {"name": "ngcse", "temperature": 0.1, "margin1": 0.01, "margin2": 0.1,
+                                        "beta": 0.5}
+    # Flags not given (None) keep the YAML's values; given ones override them.
+    config = load_train_config("pipelines/train_nli.yaml", {"data": ("x",), "temperature": None, "beta": 0.0})
+    assert (config.loss.name, config.loss.temperature, config.loss.beta) == ("ngcse", 0.05, 0.0)
+
+
+def test_loss_section_picks_the_loss(tmp_path):
+    yaml_file = tmp_path / "t.yaml"
+    yaml_file.write_text("train:\n  objective: nli\n  data: [x]\n  loss:\n    name: mnrl\n    scale: 30\n")
+    config = load_train_config(yaml_file, {})
+    assert (config.loss.name, config.loss.scale) == ("mnrl", 30.0)
+    with pytest.raises(ConfigError, match="loss 'mnrl' has no setting temperature; its settings: scale"):
+        load_train_config(yaml_file, {"temperature": 0.05})  # --temp means nothing to mnrl
+    yaml_file.write_text("train:\n  objective: nli\n  data: [x]\n  loss: {name: circle}\n")
+    with pytest.raises(ConfigError, match="circle"):
+        load_train_config(yaml_file, {})
+
+
+def test_flat_loss_keys_in_a_yaml_say_to_move_them(tmp_path):
+    from datagen.workflow import parse_pipeline
+
+    yaml_file = tmp_path / "old.yaml"
+    yaml_file.write_text("train:\n  objective: sts\n  data: [x]\n  margin2: 0.1\n")
+    with pytest.raises(ConfigError, match="margin2 moved into the loss section"):
+        load_train_config(yaml_file, {})
+    with pytest.raises(ConfigError, match="beta moved into the loss section"):
+        parse_pipeline({"train": {"out": "r", "objective": "sts", "data": ["d"], "beta": 1.0}})
+
+
+def test_every_shipped_train_config_has_a_loss_section():
+    from datagen.workflow import load_pipeline
+
+    for objective in ("simcse", "nli", "sts"):
+        config = load_train_config(f"pipelines/train_{objective}.yaml", {"data": ("x",), "plain": "p"})
+        assert config.objective == objective and config.loss.name == "ngcse"
+    assert load_pipeline("pipelines/ngcse_small.yaml").train.config.loss.margin2 == 5e-2
+
+
+def test_column_batches_keep_hard_negatives_only_when_every_row_has_one():
+    triples = [TrainRow("a0", "e0", hard_negative="c0"), TrainRow("a1", "e1", hard_negative="c1")]
+    collated = collate(triples)
+    assert [[collated.texts[i] for i in c] for c in text_columns(collated)] == [["a0", "a1"], ["e0", "e1"],
+                                                                                  ["c0", "c1"]]
+    hybrid = collate([*triples, TrainRow("s2", "s2", plain=True), TrainRow("a3", "m3", ht=("p3", "m3", "n3"))])
+    columns = text_columns(hybrid)
+    assert [[hybrid.texts[i] for i in c] for c in columns] == [["a0", "a1", "s2", "a3"], ["e0", "e1", "s2", "m3"]]
+    assert hybrid.templates[columns[1][2]] == MASK_TEMPLATE_ALT  # plain rows keep their second view's template
 
 
 def _csv(path):
@@ -198,3 +273,17 @@ def test_pipeline_errors_are_config_errors(tmp_path):
         parse_pipeline({"train": {"out": "r", "objective": "sts", "data": ["d"], "batch_size": 0}})
     with pytest.raises(ConfigError, match="cannot read"):
         load_pipeline(tmp_path / "missing.yaml")
+
+
+@pytest.mark.model
+def test_a_sentence_transformers_loss_runs_the_whole_loop(tmp_path, nli_shards):
+    from datagen.train.loop import CONFIG_FILE, RUN_FORMAT_VERSION, train
+
+    config = TrainConfig(data=(str(nli_shards),), objective="nli", loss={"name": "mnrl", "scale": 20.0},
+                         batch_size=8, steps=2, eval_every=2, dev_limit=50, heldout_anchors=20, uniformity_sentences=40)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.best_step == 2 and result.steps_per_second > 0
+    recorded = json.loads((tmp_path / "run" / CONFIG_FILE).read_text())
+    assert recorded["format_version"] == RUN_FORMAT_VERSION
+    assert recorded["loss"] == {"name": "mnrl", "scale": 20.0} and "temperature" not in recorded
+    assert float(_csv(tmp_path / "run" / "metrics")[1][1]) > 0  # the logged training loss

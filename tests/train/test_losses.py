@@ -7,7 +7,19 @@ import torch
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from torch.nn import functional as F
 
-from datagen.train.losses import HierarchicalTripletLoss, InfoNCELoss, NGCSELoss
+from datagen.errors import ConfigError
+from datagen.train.losses import (
+    LOSSES,
+    NO_TEXT,
+    HierarchicalTripletLoss,
+    InfoNCEConfig,
+    InfoNCELoss,
+    MNRLConfig,
+    NGCSEConfig,
+    NGCSELoss,
+    build_loss,
+    parse_loss_config,
+)
 from datagen.train.losses.ngcse import PROJECTION_INIT_STD, GroupLayout
 from datagen.train.data import TrainRow, collate
 
@@ -131,6 +143,132 @@ def test_projection_is_initialised_small():
     assert float(projection.bias.detach().abs().sum()) == 0.0
 
 
+MIXED_BATCH = [TrainRow("a0", "m0", ht=("p0", "m0", "n0")), TrainRow("a1", "m1", ht=("p1", "m1", "n1")),
+               TrainRow("s2", "s2", plain=True), TrainRow("a3", "e3", hard_negative="c3")]
+
+
+class _Lookup(torch.nn.Module):
+    """Stands in for a SentenceTransformer: features {"ids": (n,)} -> rows of a fixed embedding table."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.table = torch.nn.Parameter(table)
+
+    def forward(self, features):
+        return {"sentence_embedding": self.table[features["ids"]]}
+
+    def get_embedding_dimension(self) -> int:
+        return self.table.size(1)
+
+
+def _group_batch(batch):
+    collated = collate(batch)
+    return collated, [{"ids": torch.arange(len(collated.texts))}]
+
+
+def test_ngcse_forward_returns_the_total_tensor_and_keeps_the_parts():
+    torch.manual_seed(5)
+    collated, features = _group_batch(MIXED_BATCH)
+    model = _Lookup(torch.randn(len(collated.texts), 16))
+    loss_fn = NGCSELoss(model, 16, beta=0.5)
+    loss = loss_fn(features, collated.labels)
+
+    expected = loss_fn.compute_loss_from_embeddings(model.table, collated.layout)
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad
+    assert float(loss.detach()) == pytest.approx(float(expected.total.detach()))
+    parts = loss_fn.last_parts
+    assert float(parts.info_nce) == pytest.approx(float(expected.info_nce.detach()))
+    assert float(parts.ht) == pytest.approx(float(expected.ht.detach())) and float(parts.ht) > 0
+    assert float(parts.total) == pytest.approx(float(parts.info_nce + 0.5 * parts.ht))
+    assert not parts.total.requires_grad  # kept for logs, not a second graph
+    loss.backward()
+    assert model.table.grad.abs().sum() > 0
+
+
+def test_info_nce_forward_takes_a_group_batch_with_some_hard_negatives():
+    torch.manual_seed(6)
+    collated, features = _group_batch(MIXED_BATCH)
+    model = _Lookup(torch.randn(len(collated.texts), 8))
+    layout = collated.layout
+    expected = InfoNCELoss(None).compute_loss_from_embeddings(
+        model.table[layout.anchor], model.table[torch.cat([layout.positive, layout.hard_negative])])
+    assert float(InfoNCELoss(model)(features, collated.labels).detach()) == pytest.approx(float(expected.detach()))
+
+
+def test_group_losses_refuse_column_batches_and_bad_labels():
+    collated, features = _group_batch(MIXED_BATCH)
+    loss_fn = NGCSELoss(_Lookup(torch.randn(len(collated.texts), 8)), 8)
+    with pytest.raises(ValueError, match="one feature dict"):
+        loss_fn(features * 2, collated.labels)
+    with pytest.raises(ValueError, match="group labels"):
+        loss_fn(features, None)
+    partial = collated.labels.clone()
+    partial[0, 5] = NO_TEXT  # an STS row missing its negative
+    with pytest.raises(ValueError, match="some HT roles"):
+        loss_fn(features, partial)
+
+
+def test_collate_labels_give_back_the_layout():
+    collated = collate(MIXED_BATCH)
+    labels, layout = collated.labels, collated.layout
+    assert labels.shape == (4, 6) and labels.dtype == torch.long
+    assert labels[2, 2:].tolist() == [NO_TEXT] * 4  # the plain row: no hard negative, no hierarchy
+    assert labels[3, 3:].tolist() == [NO_TEXT] * 3 and labels[3, 2] != NO_TEXT
+    assert torch.equal(labels[:2, 4], labels[:2, 1])  # the STS intermediate is embedded once, as the positive
+    rebuilt = GroupLayout.from_labels(labels)
+    for name in ("anchor", "positive", "hard_negative", "ht"):
+        assert torch.equal(getattr(rebuilt, name), getattr(layout, name))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [({"name": "ngcse", "margin2": 0.1}, NGCSEConfig(margin2=0.1)),
+     ({"beta": 0.0}, NGCSEConfig(beta=0.0)),  # no name: the default loss
+     ({"name": "info_nce", "temperature": 0.1}, InfoNCEConfig(temperature=0.1)),
+     ({"name": "mnrl", "scale": 30.0}, MNRLConfig(scale=30.0))],
+)
+def test_loss_section_parses_by_name(data, expected):
+    assert parse_loss_config(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"name": "triplet"}, "unknown loss 'triplet'; use one of: ngcse, info_nce, mnrl"),
+     ({"name": "mnrl", "temperature": 0.05}, "no setting temperature; its settings: scale"),
+     ({"name": "ngcse", "margin1": -1.0}, "margin1"),
+     ({"name": "info_nce", "temperature": 0.0}, "temperature")],
+)
+def test_invalid_loss_sections_raise_config_errors_that_say_what_to_fix(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_loss_config(data)
+
+
+def test_loss_configs_are_frozen():
+    with pytest.raises(Exception, match="frozen"):
+        NGCSEConfig().beta = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_registered_loss_builds_from_its_defaults(name):
+    model = _Lookup(torch.randn(4, 8))
+    loss_fn = build_loss({"name": name}, model)
+    assert isinstance(loss_fn, torch.nn.Module)
+    assert any(p is model.table for p in loss_fn.parameters())  # the optimiser reaches the encoder through it
+
+
+def test_build_loss_passes_each_setting_on():
+    model = _Lookup(torch.randn(4, 8))
+    ngcse = build_loss(NGCSEConfig(temperature=0.1, margin1=0.01, margin2=0.2, beta=0.3), model)
+    assert isinstance(ngcse, NGCSELoss) and ngcse.projection.in_features == 8
+    assert ngcse.get_config_dict() == {"temperature": 0.1, "margin1": 0.01, "margin2": 0.2, "beta": 0.3}
+    info_nce = build_loss(InfoNCEConfig(temperature=0.2), model)
+    assert isinstance(info_nce, InfoNCELoss) and info_nce.temperature == 0.2
+    mnrl = build_loss(MNRLConfig(scale=25.0), model)
+    assert isinstance(mnrl, MultipleNegativesRankingLoss) and mnrl.scale == 25.0
+    with pytest.raises(ConfigError, match="unknown loss"):
+        build_loss({"name": "nope"}, model)
+
+
 @pytest.mark.model
 def test_a_few_steps_lower_the_training_loss_on_real_shards(sts_shards):
     from datagen.train.data import read_shard_rows
@@ -141,6 +279,22 @@ def test_a_few_steps_lower_the_training_loss_on_real_shards(sts_shards):
     model = build_model(config)
     loss_fn = NGCSELoss(model, model.get_embedding_dimension())
     optimizer = torch.optim.AdamW([p for p in loss_fn.parameters() if p.requires_grad], lr=1e-4)
+    batch = read_shard_rows(sts_shards, "sts")[:16]
+    losses = [train_step(model, loss_fn, optimizer, batch, max_len=32) for _ in range(6)]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.model
+def test_mnrl_trains_a_few_steps_through_the_loop(sts_shards):
+    """A sentence-transformers loss, built from the config, through the loop's train_step (column batches)."""
+    from datagen.train.data import read_shard_rows
+    from datagen.train.loop import TrainConfig, build_model, build_optimization, train_step
+
+    torch.manual_seed(0)
+    config = TrainConfig(data=(str(sts_shards),), objective="sts", loss={"name": "mnrl"}, lr=1e-4)
+    model = build_model(config)
+    loss_fn, optimizer, _ = build_optimization(model, config, n_steps=6)
+    assert isinstance(loss_fn, MultipleNegativesRankingLoss)
     batch = read_shard_rows(sts_shards, "sts")[:16]
     losses = [train_step(model, loss_fn, optimizer, batch, max_len=32) for _ in range(6)]
     assert losses[-1] < losses[0]

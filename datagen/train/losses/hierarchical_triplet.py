@@ -33,7 +33,9 @@ class HierarchicalTripletLoss(nn.Module):
             +---------------------------------------------------+--------+
 
         References:
-            - NGCSE: Non-Gradient ... Contrastive Sentence Embeddings, AAAI 2024 (code BDBC-KG-NLP/NGCSE, models.py).
+            - Li et al., Narrowing the Gap between Supervised and Unsupervised Sentence Representation Learning
+              with Large Language Model, AAAI 2024, https://arxiv.org/abs/2309.06453
+              (code BDBC-KG-NLP/NGCSE, ``models.py``).
 
         Relations:
             - :class:`sentence_transformers.losses.TripletLoss` is the one-margin, two-candidate case.

@@ -1,30 +1,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from datagen.train.losses.base import LossConfig
+from datagen.train.losses.groups import GroupLayout, GroupLoss
 from datagen.train.losses.hierarchical_triplet import HierarchicalTripletLoss
 from datagen.train.losses.info_nce import InfoNCELoss
 
+__all__ = ["GroupLayout", "NGCSEConfig", "NGCSELoss", "NGCSELossParts", "PROJECTION_INIT_STD"]
+
 # The paper initialises its projection from N(0, 0.006): small, so early training is dominated by the encoder.
 PROJECTION_INIT_STD = 0.006
-
-
-@dataclass(frozen=True)
-class GroupLayout:
-    """Where each role sits among the texts of one batch, which are embedded in a single forward pass.
-
-    One forward pass gives every text its own dropout mask, so a plain sentence listed twice gets the two
-    SimCSE views for free, and the transformer runs once per step instead of once per column.
-    """
-
-    anchor: Tensor  # (batch_size,) indices into the embedded texts
-    positive: Tensor  # (batch_size,) the InfoNCE positive of each anchor
-    hard_negative: Tensor  # (num_hard_negatives,) extra InfoNCE candidates (NLI contradictions)
-    ht: Tensor  # (num_ht_rows, 4) anchor, positive, intermediate, negative indices for the HT loss
 
 
 @dataclass(frozen=True)
@@ -33,8 +24,11 @@ class NGCSELossParts:
     info_nce: Tensor  # ()
     ht: Tensor  # () zero when the batch holds no STS tuple
 
+    def detach(self) -> NGCSELossParts:
+        return NGCSELossParts(self.total.detach(), self.info_nce.detach(), self.ht.detach())
 
-class NGCSELoss(nn.Module):
+
+class NGCSELoss(GroupLoss):
     def __init__(
         self,
         model: nn.Module,
@@ -50,6 +44,9 @@ class NGCSELoss(nn.Module):
         pooled embeddings. The projection is owned by the loss, so it is never saved with the encoder:
         evaluation uses the raw pooled state, as in the paper.
 
+        ``forward`` returns the total; its terms of the last batch stay in ``last_parts`` (detached, for logs),
+        and ``compute_loss_from_embeddings`` returns all three with their graphs.
+
         Args:
             model: A SentenceTransformer whose forward returns ``sentence_embedding``.
             hidden_size: Width of the pooled embedding (the projection is hidden -> hidden, no activation).
@@ -59,43 +56,54 @@ class NGCSELoss(nn.Module):
             beta: Weight of the HT term; the paper: 1. 0 turns this into plain InfoNCE ("sts" without HT).
 
         Inputs:
-            +----------------------------------------------------------+--------+
-            | Texts (mixed freely within one batch)                    | Labels |
-            +==========================================================+========+
-            | plain sentence (two dropout views)                       | none   |
-            +----------------------------------------------------------+--------+
-            | (anchor, entailment, contradiction) NLI triples          | none   |
-            +----------------------------------------------------------+--------+
-            | (anchor, positive, intermediate, negative) STS tuples    | none   |
-            +----------------------------------------------------------+--------+
+            A group batch (``datagen.train.losses.groups``): one feature dict of every text, one forward pass.
+
+            +----------------------------------------------------------+--------------------------------------+
+            | Texts (mixed freely within one batch)                    | Labels (group labels, one row each)  |
+            +==========================================================+======================================+
+            | plain sentence (two dropout views)                       | anchor, positive                     |
+            +----------------------------------------------------------+--------------------------------------+
+            | (anchor, entailment, contradiction) NLI triples          | anchor, positive, hard negative      |
+            +----------------------------------------------------------+--------------------------------------+
+            | (anchor, positive, intermediate, negative) STS tuples    | anchor, positive, HT columns         |
+            +----------------------------------------------------------+--------------------------------------+
 
         References:
-            - NGCSE (AAAI 2024), code BDBC-KG-NLP/NGCSE, ``models.py``.
+            - Li et al., Narrowing the Gap between Supervised and Unsupervised Sentence Representation Learning
+              with Large Language Model, AAAI 2024, https://arxiv.org/abs/2309.06453
+              (code BDBC-KG-NLP/NGCSE, ``models.py``).
 
         Relations:
-            - :class:`datagen.train.losses.InfoNCELoss` and :class:`datagen.train.losses.HierarchicalTripletLoss` are its terms.
+            - :class:`datagen.train.losses.InfoNCELoss` and :class:`datagen.train.losses.HierarchicalTripletLoss`
+              are its terms.
 
         Example:
             ::
 
+                from datagen.train.data import collate
+
                 loss_fn = NGCSELoss(model, model.get_embedding_dimension(), beta=1.0)
-                parts = loss_fn(model.preprocess(texts), layout)
-                parts.total.backward()
+                batch = collate(rows)  # TrainRow objects
+                loss = loss_fn([model.preprocess(batch.texts)], batch.labels)
+                loss.backward()
+                loss_fn.last_parts.info_nce, loss_fn.last_parts.ht
         """
-        super().__init__()
+        super().__init__(model)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}; the paper uses 1")
-        self.model = model
         self.beta = beta
         self.projection = nn.Linear(hidden_size, hidden_size)
         nn.init.normal_(self.projection.weight, mean=0.0, std=PROJECTION_INIT_STD)
         nn.init.zeros_(self.projection.bias)
-        self.info_nce = InfoNCELoss(model, temperature)
-        self.hierarchical_triplet = HierarchicalTripletLoss(model, margin1, margin2)
+        # The terms only see projected embeddings, never features, so they hold no model.
+        self.info_nce = InfoNCELoss(None, temperature)
+        self.hierarchical_triplet = HierarchicalTripletLoss(None, margin1, margin2)
+        self.last_parts: NGCSELossParts | None = None
 
-    def forward(self, features: dict[str, Any], layout: GroupLayout) -> NGCSELossParts:
-        embeddings = self.model(features)["sentence_embedding"]  # (num_texts, hidden)
-        return self.compute_loss_from_embeddings(embeddings, layout)
+    def loss_from_layout(self, embeddings: Tensor, layout: GroupLayout) -> Tensor:
+        parts = self.compute_loss_from_embeddings(embeddings, layout)
+        self.last_parts = parts.detach()
+        return parts.total
 
     def compute_loss_from_embeddings(self, embeddings: Tensor, layout: GroupLayout) -> NGCSELossParts:
         projected = self.projection(embeddings)  # (num_texts, hidden)
@@ -112,3 +120,17 @@ class NGCSELoss(nn.Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {**self.info_nce.get_config_dict(), **self.hierarchical_triplet.get_config_dict(), "beta": self.beta}
+
+
+class NGCSEConfig(LossConfig):
+    """``loss: {name: ngcse}`` (the default): the paper's InfoNCE + beta * HT on a training-only projection."""
+
+    name: Literal["ngcse"] = "ngcse"
+    temperature: float = Field(0.05, gt=0)  # the paper's InfoNCE temperature
+    margin1: float = Field(5e-3, ge=0)  # positive above intermediate: small, both keep the anchor's meaning
+    margin2: float = Field(5e-2, ge=0)  # intermediate above negative: 5e-2 for Wiki seeds, 1e-1 for NLI seeds
+    beta: float = Field(1.0, ge=0)  # HT weight; 0 = InfoNCE on the projection only
+
+    def build(self, model: nn.Module) -> NGCSELoss:
+        return NGCSELoss(model, model.get_embedding_dimension(), temperature=self.temperature,
+                         margin1=self.margin1, margin2=self.margin2, beta=self.beta)

@@ -1,7 +1,8 @@
-"""Records: what a good row is, as pydantic models whose validators reject with a reason code.
+"""What a good row is: sentence checks and the base record every task's record model extends.
 
-Thresholds arrive through pydantic's validation ``context`` (a ``ValidationConfig``),
-so the models stay plain data and every check is configurable.
+A record is a pydantic model whose validators reject with a reason code. Thresholds arrive through
+pydantic's validation ``context`` (a ``ValidationConfig``), so the models stay plain data and every check
+is configurable. Task-specific checks live on the task's own record (``datagen/tasks/<task>.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from difflib import SequenceMatcher
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -62,17 +64,6 @@ def similarity(a: str, b: str) -> float:
     which a character ratio would still score above 0.97.
     """
     return SequenceMatcher(None, normalise(a).split(), normalise(b).split(), autojunk=False).ratio()
-
-
-# Outputs meant to change the meaning. One flipped word ("males" -> "females") can be a perfect hard
-# negative, so for these only an exact (normalised) copy is rejected; judging how hard such a negative
-# is belongs to scoring, not validation.
-MEANING_CHANGING = frozenset({"negative", "contradiction"})
-
-
-def copy_limit(field: str, threshold: float) -> float:
-    """Similarity at or above which ``field`` counts as a copy."""
-    return 1.0 if field in MEANING_CHANGING else threshold
 
 
 def _fail(code: str, message: str, field: str | None = None) -> PydanticCustomError:
@@ -146,10 +137,28 @@ def _script(text: str) -> str:
     return max(counts, key=counts.__getitem__) if counts else "NONE"
 
 
-class _Row(BaseModel):
+class Record(BaseModel):
+    """An anchor and the sentences a task generates for it; subclasses add one ``str`` field per output.
+
+    ``meaning_changing`` names the outputs meant to change the meaning. One flipped word ("males" ->
+    "females") can be a perfect hard negative, so for these only an exact (normalised) copy is rejected;
+    judging how hard such a negative is belongs to scoring, not validation.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    meaning_changing: ClassVar[frozenset[str]] = frozenset()
 
     anchor: str
+
+    @classmethod
+    def output_fields(cls) -> tuple[str, ...]:
+        """The generated fields in declaration order, which is tier order (most similar first)."""
+        return tuple(name for name in cls.model_fields if name != "anchor")
+
+    @classmethod
+    def copy_limit(cls, field: str, threshold: float) -> float:
+        """Similarity at or above which ``field`` counts as a copy."""
+        return 1.0 if field in cls.meaning_changing else threshold
 
     @field_validator("*", mode="after")
     @classmethod
@@ -162,40 +171,26 @@ class _Row(BaseModel):
         return {name: value for name, value in self.model_dump().items() if name != "anchor"}
 
     @model_validator(mode="after")
-    def _not_copies(self, info: ValidationInfo) -> "_Row":
+    def _not_copies(self, info: ValidationInfo) -> "Record":
         settings = _settings(info)
         outputs = self.outputs()
         for name, value in outputs.items():
-            if similarity(value, self.anchor) >= copy_limit(name, settings.max_similarity_to_anchor):
-                raise _fail("copies_anchor", f"{name} repeats the anchor", name)
+            if similarity(value, self.anchor) >= self.copy_limit(name, settings.max_similarity_to_anchor):
+                raise fail(name, "copies_anchor", f"{name} repeats the anchor")
         names = list(outputs)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
-                limit = copy_limit(second, copy_limit(first, settings.max_similarity_between_outputs))
+                limit = self.copy_limit(second, self.copy_limit(first, settings.max_similarity_between_outputs))
                 if similarity(outputs[first], outputs[second]) >= limit:
-                    raise _fail("copies_other_output", f"{second} repeats {first}", second)
+                    raise fail(second, "copies_other_output", f"{second} repeats {first}")
         return self
 
 
-class NLITriple(_Row):
-    """Anchor (premise), an entailed hypothesis and a contradicting one."""
-
-    entailment: str
-    contradiction: str
+def settings_of(info: ValidationInfo) -> ValidationConfig:
+    """The ``ValidationConfig`` a record is validated with (defaults when none was passed)."""
+    return _settings(info)
 
 
-class STSTuple(_Row):
-    """Anchor with three similarity tiers: positive > intermediate > negative."""
-
-    positive: str
-    intermediate: str
-    negative: str
-
-    @model_validator(mode="after")
-    def _intermediate_has_fewer_details(self, info: ValidationInfo) -> "STSTuple":
-        if _settings(info).require_shorter_intermediate and len(self.intermediate) >= len(self.positive):
-            raise _fail("intermediate_not_shorter", "intermediate is not shorter than positive", "intermediate")
-        return self
-
-
-RECORD_TYPES: dict[str, type[_Row]] = {"nli": NLITriple, "sts": STSTuple}
+def fail(field: str | None, code: str, message: str) -> PydanticCustomError:
+    """A reject with reason ``code``, located at ``field`` (for task-specific record validators)."""
+    return _fail(code, message, field)
