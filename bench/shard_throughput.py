@@ -1,7 +1,7 @@
 """Benchmark: validation + shard writing throughput on synthetic rows (default 1M), no LLM involved.
 
 Each chunk of ``shard_rows`` synthetic seeds gets joint-mode JSON completions that pass validation;
-they go through datagen's own ``judge_seed`` (parse + pydantic validation + duplicate check) and then
+they go through datagen's own ``validate_seed`` (parse + pydantic validation + duplicate check) and then
 ``write_shard`` (Arrow table, zstd Parquet, fsync, rename, sha256) for the data and rejects shards,
 exactly as the pipeline does per chunk. Building the synthetic completions is not timed.
 
@@ -56,7 +56,7 @@ def main() -> None:
 
     from datagen.config import load_config
     from datagen.dataset.shards import data_schema, rejects_schema, write_shard
-    from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, judge_seed
+    from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, validate_seed
 
     config = load_config(REPO / "pipelines" / f"{args.task}.yaml", {"shard_rows": args.shard_rows})
     ctx = RunContext(config.task, config.mode, "bench-model", "0" * 64)
@@ -71,7 +71,7 @@ def main() -> None:
             t0, c0 = time.perf_counter(), time.process_time()
             result = ShardResult()
             for seed in seeds:
-                judge_seed(seed, completions[seed.index], config, ctx, seen, result)
+                validate_seed(seed, completions[seed.index], config, ctx, seen, result)
             t1, c1 = time.perf_counter(), time.process_time()
             rej = write_shard(out, "rejects", index, result.rejects, rejects_schema(), metadata)
             data = write_shard(out, "data", index, result.rows, data_schema(args.task), metadata)
@@ -89,7 +89,7 @@ def main() -> None:
           f"{rows:,} accepted, {rejects:,} rejected, {written_bytes / 1e6:.1f} MB Parquet written")
     print("wall = elapsed time on the shared machine; CPU = this process's CPU time (one core)")
     print(f"{'stage':<28} {'wall s':>8} {'rows/s wall':>12} {'CPU s':>8} {'rows/s CPU':>11}")
-    for stage, wall, cpu in (("validate (judge_seed)", validate_s, validate_cpu),
+    for stage, wall, cpu in (("validate (validate_seed)", validate_s, validate_cpu),
                              ("write_shard (data+rejects)", write_s, write_cpu), ("validate + write", both, both_cpu)):
         print(f"{stage:<28} {wall:>8.1f} {total / wall:>12,.0f} {cpu:>8.1f} {total / cpu:>11,.0f}")
     if args.generation_rows_s:

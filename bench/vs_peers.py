@@ -12,7 +12,7 @@ Engines, each run in its own child process one after the other (one engine in me
 
 Every engine gets the chat messages datagen renders from its own templates, the same ``max_tokens``,
 temperature and top_p, and every completion goes through datagen's own parse + validate
-(``judge_seed``), so rows/s counts the same accepted rows everywhere. Engine start-up (model load,
+(``validate_seed``), so rows/s counts the same accepted rows everywhere. Engine start-up (model load,
 server start) is excluded from every side and reported apart; each side first completes a few warm-up
 seeds that are not measured.
 
@@ -65,9 +65,10 @@ def requests_for(config, templates, seeds):
     return render_requests(templates, config.task, config.mode, [(str(s.index), s.text) for s in seeds])
 
 
-def judge(config, templates, seeds, completions) -> dict:
+def validate(config, templates, seeds, completions) -> dict:
     """datagen's own parse + validate over any engine's completions: accepted rows and reject reasons."""
-    from datagen.generation.rows import RunContext, ShardResult, judge_seed
+    from datagen.dataset.manifest import count_reasons
+    from datagen.generation.rows import RunContext, ShardResult, validate_seed
 
     ctx = RunContext(config.task, config.mode, "bench", "bench")
     by_id = {}
@@ -75,11 +76,8 @@ def judge(config, templates, seeds, completions) -> dict:
         by_id.setdefault(completion.request_id, []).append(completion)
     result, seen = ShardResult(), set()
     for seed in seeds:
-        judge_seed(seed, {name: by_id[f"{seed.index}/{name}"] for name in templates}, config, ctx, seen, result)
-    reasons: dict[str, int] = {}
-    for reject in result.rejects:
-        reasons[reject["reason"]] = reasons.get(reject["reason"], 0) + 1
-    return {"rows": len(result.rows), "rejects": len(result.rejects), "reasons": reasons}
+        validate_seed(seed, {name: by_id[f"{seed.index}/{name}"] for name in templates}, config, ctx, seen, result)
+    return {"rows": len(result.rows), "rejects": len(result.rejects), "reasons": count_reasons(result.rejects)}
 
 
 def summarise(name, seconds, completions, verdict, startup_s, extra=None) -> dict:
@@ -158,7 +156,7 @@ def run_hf(task: str, limit: int, seeds_path: Path, dtype: str) -> dict:
     complete(requests_for(config, templates, warmup))
     started = time.perf_counter()
     completions = complete(requests_for(config, templates, seeds))
-    verdict = judge(config, templates, seeds, completions)
+    verdict = validate(config, templates, seeds, completions)
     seconds = time.perf_counter() - started
     return summarise(f"transformers generate (batch {HF_BATCH}, {dtype})", seconds, completions, verdict, startup,
                      {"torch_threads": torch.get_num_threads()})
@@ -236,7 +234,7 @@ def run_llamacpp(task: str, limit: int, seeds_path: Path, schema: bool) -> dict:
         complete(requests_for(config, templates, warmup))
         started = time.perf_counter()
         completions = complete(requests_for(config, templates, seeds))
-        verdict = judge(config, templates, seeds, completions)
+        verdict = validate(config, templates, seeds, completions)
         seconds = time.perf_counter() - started
     finally:
         proc.terminate()

@@ -127,6 +127,12 @@ class ValidationConfig(Frozen):
     max_similarity_between_outputs: float = Field(0.95, ge=0.0, le=1.0)
     # STS: the intermediate must be shorter than the positive ("fewer details").
     require_shorter_intermediate: bool = True
+    # Outputs a prompt makes by deleting words (the "edits" variant's entailment / intermediate): rejected as
+    # ``adds_content`` when they hold a content word the anchor lacks.
+    deletion_outputs: tuple[str, ...] = ()
+    # Outputs a prompt makes by replacing one detail (the "edits" variant's contradiction / negative): rejected
+    # as ``not_one_substitution`` unless they differ from the anchor by exactly one replaced span of words.
+    substitution_outputs: tuple[str, ...] = ()
 
 
 class GenerateConfig(Frozen):
@@ -135,7 +141,10 @@ class GenerateConfig(Frozen):
     mode: Mode = "joint"
     model: str = "qwen2.5-0.5b"
     engine: str = "vllm"  # a registered engine (datagen/engines/registry.py): vllm, openai, ray
-    templates_dir: str | None = None  # None: the packaged prompts/
+    templates_dir: str | None = None  # None: the packaged prompts/ (or prompt_variant)
+    # A packaged prompt set under prompts/variants/ ("edits": deletion and one-substitution prompts for small
+    # generators; "one_shot"); None: the paper-style prompts in prompts/<task>/. templates_dir wins when set.
+    prompt_variant: str | None = None
     shard_rows: int = Field(64, ge=1)
     limit: int | None = Field(None, ge=1)
     seed_column: str = "text"

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import typer
 
-from datagen.cli import downstream, generate, models, outputs, quality
+from datagen.cli import audit, downstream, generate, models, outputs, quality
 
 app = typer.Typer(help="Generate, validate and evaluate LLM-written training data for sentence embeddings (NGCSE).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 
-for group in (generate, outputs, models, downstream, quality):
+for group in (generate, outputs, models, downstream, quality, audit):
     group.register(app)
 
 

@@ -1,4 +1,4 @@
-"""Command line for scoring and filtering: ``datagen score`` and ``datagen filter``.
+"""Command line for the quality stages: ``datagen score``, ``datagen judge`` and ``datagen filter``.
 
 ``register(app)`` adds the commands to datagen's main Typer app; each calls one library function
 (``datagen.quality.score.score_dataset``, ``datagen.quality.filter.filter_dataset``) and prints its result.
@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from datagen.cli.console import user_errors
+from datagen.cli.console import console, user_errors
 from datagen.cli.flags import generation_commands
 
 
@@ -48,20 +48,45 @@ def filter_command(
     require_tier_order: bool = typer.Option(False, help="Drop rows whose tier order fails (tier_ok false)."),
     min_margin: Optional[float] = typer.Option(None, help="Drop rows whose smallest tier margin is below X."),
     max_overlap: Optional[float] = typer.Option(None, help="Drop rows with an output whose edit ratio to the anchor is above Y."),
+    min_judge: Optional[float] = typer.Option(None, help="Drop rows where any relation's judge probability is below P (run `datagen judge OUT` first)."),
+    best_per_seed: bool = typer.Option(False, help="Keep one row per seed: the sample the judge (then the scores) rates best."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
 ) -> None:
-    """Write the rows of a scored dataset that pass the thresholds as a new dataset."""
+    """Write the rows of a scored and/or judged dataset that pass the thresholds as a new dataset."""
     from datagen.quality.filter import FilterSpec, filter_dataset
 
-    spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap)
+    spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap,
+                      min_judge=min_judge, best_per_seed=best_per_seed)
     summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
     typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")
 
 
+@user_errors
+def judge_command(
+    dataset: Path = typer.Argument(..., help="Output directory of a datagen run, or a .parquet/.jsonl with a task's columns (then pass --task and --out)."),
+    model: Optional[str] = typer.Option(None, help="Judge model: registry name, folder, or a served name with --engine openai (default: qwen2.5-1.5b if installed, else qwen2.5-0.5b)."),
+    engine: str = typer.Option("vllm", help="vllm, openai (any OpenAI-compatible server that returns logprobs) or ray."),
+    task: Optional[str] = typer.Option(None, help="Task of a .parquet/.jsonl dataset (its columns: anchor and the task's outputs)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where a .parquet/.jsonl dataset is imported and judged."),
+    templates: Optional[Path] = typer.Option(None, help="Directory of your own templates (judge questions in judge/, checks in <task>/judge.jinja)."),
+    base_url: Optional[str] = typer.Option(None, help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1."),
+    overwrite: bool = typer.Option(False, help="Replace a dataset already imported into --out."),
+) -> None:
+    """Ask an LLM judge whether each row's labels are right; writes OUT/judge/ and the manifest's judge section."""
+    from datagen.config import OpenAIConfig
+    from datagen.quality.judge import JudgeConfig, judge_input, judge_summary_line
+
+    openai = OpenAIConfig(**({"base_url": base_url} if base_url else {}))
+    config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None, openai=openai)
+    summary = judge_input(dataset, config, task=task, out=out, overwrite=overwrite)
+    console.print(judge_summary_line(summary), soft_wrap=True)
+
+
 def _print_summary(s: dict) -> None:
-    typer.echo(f"{s['task']}: {s['rows']} rows, acceptance {s['acceptance_rate']:.1%}, "
-               f"tier order holds for {s['tier_consistency_rate']:.1%}")
+    tiers = s["tier_consistency_rate"]
+    order = f"tier order holds for {tiers:.1%}" if tiers is not None else "one output: no tier order"
+    typer.echo(f"{s['task']}: {s['rows']} rows, acceptance {s['acceptance_rate']:.1%}, {order}")
     for name, q in s["margins"].items():
         typer.echo(f"  {name:<15} mean {q['mean']:+.3f}  p05 {q['p05']:+.3f}  p50 {q['p50']:+.3f}  p95 {q['p95']:+.3f}")
     for field, q in s["overlap"].items():
@@ -84,3 +109,4 @@ def register(app: typer.Typer) -> None:
     """Add ``score`` and ``filter`` to the main app."""
     app.command("score")(score_command)
     app.command("filter")(filter_command)
+    app.command("judge")(judge_command)

@@ -58,17 +58,32 @@ class DatasetWriter:
         self._lock = None
         self._shards: dict[int, ShardEntry] = {}
         self._metadata: dict[str, Any] = {}
+        self._journaling = False  # begin() was called: shards go to the journal until finalize()
 
     def __enter__(self) -> "DatasetWriter":
         self._lock = output_lock(self.out)
         self._lock.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._journal.close()
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(*exc)
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None and self._journaling:
+                self._compact_after_failure()
+        finally:
+            self._journal.close()
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.__exit__(exc_type, exc, tb)
+
+    def _compact_after_failure(self) -> None:
+        """A stage that stops with an error (not a kill) leaves one whole manifest, status ``running``.
+
+        Best effort: if even that cannot be written (disk full), the journal stays and readers merge it.
+        """
+        try:
+            self.finalize(status="running")
+        except StorageError:
+            pass
 
     # --- what is there ------------------------------------------------------------------------------------------
 
@@ -84,10 +99,12 @@ class DatasetWriter:
         """The shards among ``shards`` whose two files exist with their recorded size and sha256."""
         return [s for s in shards if all(verify_file(self.out, f.model_dump()) for f in (s.data, s.rejects))]
 
-    def clear(self, sidecars: Iterable[str] = ()) -> None:
-        """Delete the dataset in ``OUT`` (shards, the named sidecars, manifest, journal): ``--overwrite``."""
-        for kind in (*SHARD_KINDS, *sidecars):
-            shutil.rmtree(self.out / kind, ignore_errors=True)
+    def clear(self) -> None:
+        """Delete the dataset in ``OUT`` for ``--overwrite``: the shards, every sidecar of parts computed from them
+        (scores, judge, ...), the manifest and its journal. Human audit labels (no parts) are left alone."""
+        for folder in [self.out / kind for kind in SHARD_KINDS] + sorted(self.out.iterdir() if self.out.is_dir() else []):
+            if folder.is_dir() and not folder.is_symlink() and (folder.name in SHARD_KINDS or any(folder.glob("part-*.parquet"))):
+                shutil.rmtree(folder, ignore_errors=True)
         for name in (MANIFEST, JOURNAL):
             (self.out / name).unlink(missing_ok=True)
 
@@ -109,6 +126,7 @@ class DatasetWriter:
                           **(metadata or {})}
         write_manifest(self.out, self.manifest)
         self._journal.open_fresh()
+        self._journaling = True
 
     def write_shard(self, index: int, seed_range: tuple[int, int], rows: list[dict], rejects: list[dict]) -> ShardEntry:
         """Write shard ``index`` (data + rejects) atomically and journal it.
@@ -197,6 +215,7 @@ class DatasetWriter:
             manifest = manifest.model_copy(update={"status": status})
         write_manifest(self.out, manifest)
         self._journal.remove()
+        self._journaling = False
         self.manifest = manifest
         return manifest.counts
 

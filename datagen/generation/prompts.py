@@ -45,8 +45,18 @@ class PromptTemplate:
         return self.prefix + ({"role": "user", "content": _call(self._module, "user", self.name, sentence)},)
 
 
-def templates_dir(custom: str | Path | None) -> Path:
-    """The directory templates are read from: ``custom`` or the packaged ``prompts/``."""
+def templates_dir(custom: str | Path | None, variant: str | None = None) -> Path:
+    """The directory templates are read from: ``custom``, a packaged variant, or the packaged ``prompts/``.
+
+    Raises:
+        TemplateError: the directory or the variant does not exist.
+    """
+    if variant and not custom:
+        directory = PACKAGED_TEMPLATES / "variants" / variant
+        if not directory.is_dir():
+            known = ", ".join(sorted(p.name for p in (PACKAGED_TEMPLATES / "variants").iterdir() if p.is_dir()))
+            raise TemplateError(f"no prompt variant '{variant}'; use one of: {known}, or pass --templates DIR")
+        return directory
     directory = Path(custom) if custom else PACKAGED_TEMPLATES
     if not directory.is_dir():
         raise TemplateError(f"template directory {directory} does not exist; pass an existing folder to --templates")
@@ -58,15 +68,42 @@ def template_names(task: str, mode: Mode) -> tuple[str, ...]:
     return ("joint",) if mode == "joint" else get_task(task).fields
 
 
-def load_templates(task: str, mode: Mode, directory: str | Path | None = None) -> dict[str, PromptTemplate]:
+def load_templates(task: str, mode: Mode, directory: str | Path | None = None,
+                   variant: str | None = None) -> dict[str, PromptTemplate]:
     """Load and pre-render the templates ``prompts/<task>/<name>.jinja`` for a task and mode.
 
     Raises:
         TemplateError: a template is missing, has a syntax error, misses a macro, or breaks the sandbox.
     """
-    root = templates_dir(directory)
-    env = SandboxedEnvironment(loader=FileSystemLoader(str(root)), undefined=StrictUndefined, autoescape=False)
+    root = templates_dir(directory, variant)
+    env = sandbox(root)
     return {name: _load_template(env, root, f"{task}/{name}.jinja", name) for name in template_names(task, mode)}
+
+
+def sandbox(root: Path) -> SandboxedEnvironment:
+    """The Jinja environment every datagen template runs in: sandboxed, undefined names are errors."""
+    return SandboxedEnvironment(loader=FileSystemLoader(str(root)), undefined=StrictUndefined, autoescape=False)
+
+
+def load_module(env: SandboxedEnvironment, root: Path, relative: str):
+    """The Jinja module of template ``relative`` (its ``set`` variables and macros), with its sha256.
+
+    Raises:
+        TemplateError: missing file, or anything the template raises while loading.
+    """
+    path = root / relative
+    if not path.is_file():
+        raise TemplateError(f"template {path} is missing; copy the one from prompts/{relative} into your --templates dir")
+    try:
+        module = env.get_template(relative).make_module()
+    except Exception as exc:  # a user template can raise anything ({{ 1/0 }}); all of it is a template error
+        raise TemplateError(f"template {path} failed to load: {type(exc).__name__}: {exc}; fix the template") from exc
+    return module, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def call_macro(module: object, macro: str, where: object, *args: object) -> str:
+    """Call a template's macro; anything it raises becomes a ``TemplateError`` naming the template."""
+    return _call(module, macro, where, *args)
 
 
 def render_requests(

@@ -26,7 +26,7 @@ from datagen.tasks.checks import Record, looks_like_refusal, normalise
 PARSE_REASONS = frozenset({"empty", "multiple_lines", "unparseable_json", "wrong_keys", "wrong_value_type", "bad_characters"})
 RECORD_REASONS = frozenset({
     "empty", "too_short", "too_long", "bad_characters", "refusal", "meta_text", "no_words", "repetition",
-    "wrong_language", "copies_anchor", "copies_other_output",
+    "wrong_language", "copies_anchor", "copies_other_output", "adds_content", "not_one_substitution",
 }).union(*(spec.reasons for spec in all_tasks()))
 ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
 SEED_REASONS = frozenset({
@@ -47,7 +47,7 @@ class RunContext:
 
 
 class SeenOutputs:
-    """Normalised outputs already accepted in a run, kept as 8-byte digests (a set-like for ``judge_seed``).
+    """Normalised outputs already accepted in a run, kept as 8-byte digests (a set-like for ``validate_seed``).
 
     Duplicate checks need every accepted sentence of the run. As Python strings that is ~150 bytes per
     output (45 MB at 100k STS rows, measured with bench/memory.py); here it is 8 bytes in a sorted array
@@ -116,7 +116,7 @@ def reject_unusable_seed(seed: Seed, reason: str, ctx: RunContext) -> dict:
     return _reject(ctx, seed, 0, stage="seed", reason=reason, raw={}, finish_reason=None)
 
 
-def judge_seed(
+def validate_seed(
     seed: Seed,
     completions: dict[str, list[Completion]],
     config: GenerateConfig,
@@ -135,7 +135,7 @@ def judge_seed(
     for sample_index in range(config.sampling.n):
         samples = {name: items[sample_index] for name, items in completions.items()}
         raw = {name: c.text for name, c in samples.items()}
-        outcome = _judge_sample(seed, samples, config, spec.record)
+        outcome = _validate_sample(seed, samples, config, spec.record)
         if isinstance(outcome, tuple):
             stage, reason, finish = outcome
             result.rejects.append(_reject(ctx, seed, sample_index, stage, reason, raw, finish))
@@ -148,7 +148,7 @@ def judge_seed(
         result.rows.append(_row(ctx, seed, sample_index, outcome, samples))
 
 
-def _judge_sample(seed: Seed, samples: dict[str, Completion], config: GenerateConfig, record_type: type[Record]):
+def _validate_sample(seed: Seed, samples: dict[str, Completion], config: GenerateConfig, record_type: type[Record]):
     """Return the validated output fields, or ``(stage, reason, finish_reason)``."""
     fields = record_type.output_fields()
     values: dict[str, str] = {}

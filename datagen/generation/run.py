@@ -28,7 +28,7 @@ from datagen.dataset.seeds import Seed, iter_seeds
 from datagen.dataset.manifest import Manifest, ShardEntry
 from datagen.dataset.writer import DatasetWriter
 from datagen.tasks import get_task
-from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, judge_seed, reject_unusable_seed, text_digest
+from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, validate_seed, reject_unusable_seed, text_digest
 
 EngineFactory = Callable[[GenerateConfig, object], Engine]
 
@@ -101,7 +101,7 @@ def generate(
     spec = get_task(config.task)
     scan = scan_seeds(seeds_path, column=config.seed_column)
     total = min(config.limit, scan.count) if config.limit else scan.count
-    templates = load_templates(spec.name, config.mode, config.templates_dir)
+    templates = load_templates(spec.name, config.mode, config.templates_dir, config.prompt_variant)
     model = resolve_engine_model(config)
     manifest = _new_manifest(config, model, templates, scan, seeds_path)
     summary = RunSummary(out=out)
@@ -131,7 +131,7 @@ def _resume(writer: DatasetWriter, manifest: Manifest, chunks: list[Chunk], over
 
 
 def _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, on_progress) -> None:
-    """Generate, judge and write each pending chunk; each written shard is journaled at once."""
+    """Generate, validate and write each pending chunk; each written shard is journaled at once."""
     manifest = writer.manifest
     ctx = RunContext(config.task, config.mode, manifest.model["name"], manifest.template_sha)
     seen_outputs = _accepted_outputs(writer.out, config, writer.shards)
@@ -140,7 +140,7 @@ def _generate_chunks(writer, pending, engine, templates, config, scan, total, su
         for chunk, seeds in _pending_seeds(scan, pending)
     )
     for item, completions in _completed_chunks(engine, prepared):
-        result = _judge_chunk(item, completions, templates, config, ctx, seen_outputs)
+        result = _validate_chunk(item, completions, templates, config, ctx, seen_outputs)
         writer.write_shard(item.chunk.index, item.chunk.seed_range, result.rows, result.rejects)
         summary.shards_written += 1
         summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
@@ -321,7 +321,7 @@ def _completed_chunks(engine: Engine, prepared: Iterable[PreparedChunk]) -> Iter
         yield in_flight.pop(position), completions
 
 
-def _judge_chunk(
+def _validate_chunk(
     prepared: PreparedChunk,
     completions: list[Completion],
     templates,
@@ -334,7 +334,7 @@ def _judge_chunk(
     completions = _group_completions(completions)
     for seed in prepared.usable:
         per_template = {name: completions[f"{seed.index}/{name}"] for name in templates}
-        judge_seed(seed, per_template, config, ctx, seen_outputs, result)
+        validate_seed(seed, per_template, config, ctx, seen_outputs, result)
     result.rows.sort(key=lambda row: (row["seed_index"], row["sample_index"]))
     result.rejects.sort(key=lambda row: (row["seed_index"], row["sample_index"]))
     return result

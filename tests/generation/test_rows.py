@@ -1,4 +1,4 @@
-"""SeenOutputs: the run-wide duplicate index judge_seed checks against (digests, not strings)."""
+"""SeenOutputs: the run-wide duplicate index validate_seed checks against (digests, not strings)."""
 
 from datagen.generation.rows import SeenOutputs
 

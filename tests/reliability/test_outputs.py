@@ -3,7 +3,7 @@
 ``tests/data/bad_completions.jsonl`` is a hand-written corpus of malformed completions. Each line names
 the task, the mode (``separate``: the text is one template's answer, the other templates answer cleanly;
 ``joint``: the text is the whole JSON answer), the expected outcome (``row`` or a reason code) and why.
-Every case goes through the real parse + validate path (``judge_seed``) and then through the real shard
+Every case goes through the real parse + validate path (``validate_seed``) and then through the real shard
 writer, so a row or reject that cannot be stored fails here too. Property tests add random text and bytes.
 """
 
@@ -21,7 +21,7 @@ from datagen.engines.base import Completion
 from datagen.dataset.seeds import Seed
 from datagen.dataset.shards import data_schema, rejects_schema, write_shard
 from datagen.tasks import output_fields
-from datagen.generation.rows import REJECT_REASONS, RunContext, ShardResult, judge_seed
+from datagen.generation.rows import REJECT_REASONS, RunContext, ShardResult, validate_seed
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_completions.jsonl"
 CASES = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -58,7 +58,7 @@ def judge(task: str, mode: str, anchor: str, completions: dict[str, list[Complet
     config = GenerateConfig(task=task, mode=mode)
     ctx = RunContext(task, mode, "test-model", "t" * 64)
     result = ShardResult()
-    judge_seed(Seed(0, anchor), completions, config, ctx, set(), result)
+    validate_seed(Seed(0, anchor), completions, config, ctx, set(), result)
     return result
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Sequence
 
-from datagen.engines.base import Completion, GenerationRequest
+from datagen.engines.base import Completion, FirstTokenLogprobs, GenerationRequest, TokenLogprob
 from datagen.tasks import get_task
 
 # Good outputs per template, keyed by template name; "{anchor}" is replaced by the seed.
@@ -52,6 +52,41 @@ class FakeEngine:
             text = self.reply(name, anchor)
             completions.append(Completion(request.request_id, text, self.finish_reason, 100, len(text.split())))
         return completions
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeJudge:
+    """A logprobs engine answering yes/no questions by ``p_yes(question text)``; records the requests it saw.
+
+    ``p_yes`` gets the last user turn (premise and hypothesis) and returns P(yes), or None to answer
+    neither yes nor no.
+    """
+
+    name = "fake-judge"
+    model_name = "fake-judge-model"
+
+    def __init__(self, p_yes: Callable[[str], float | None]):
+        self.p_yes = p_yes
+        self.requests: list[GenerationRequest] = []
+        self.closed = False
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        raise AssertionError("a judge only asks for first-token logprobs")
+
+    def first_token_logprobs(self, requests: Sequence[GenerationRequest], *, top_k: int = 20) -> list[FirstTokenLogprobs]:
+        import math
+
+        self.requests += requests
+        results = []
+        for request in requests:
+            p = self.p_yes(request.messages[-1]["content"])
+            top = () if p is None else tuple(sorted(
+                (TokenLogprob("yes", math.log(max(p, 1e-9))), TokenLogprob("no", math.log(max(1 - p, 1e-9)))),
+                key=lambda t: -t.logprob))
+            results.append(FirstTokenLogprobs(request.request_id, top if p is not None else (TokenLogprob("maybe", 0.0),)))
+        return results
 
     def close(self) -> None:
         self.closed = True

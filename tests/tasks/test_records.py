@@ -87,3 +87,22 @@ def test_script_ascii_fast_path_agrees_with_unicode_names(text, script):
     from datagen.tasks.checks import _script
 
     assert _script(text) == script
+
+
+def test_edit_checks_hold_outputs_to_the_strategy_that_made_them():
+    from datagen.tasks.checks import added_content_words, is_one_substitution
+
+    anchor = "A young woman in a green dress is reading a book under an old oak tree."
+    assert added_content_words(anchor, "A woman is reading a book under a tree.") == set()
+    assert added_content_words(anchor, "A woman is reading a novel.") == {"novel"}
+    assert is_one_substitution(anchor, "A young woman in a green dress is sleeping under an old oak tree.")
+    assert not is_one_substitution(anchor, anchor)  # nothing replaced
+    assert not is_one_substitution(anchor, "A young woman in a green dress is not reading a book under an old oak tree.")
+    assert not is_one_substitution(anchor, "A young man in a red dress is reading a book under an old oak tree.")
+    settings = ValidationConfig(deletion_outputs=("entailment",), substitution_outputs=("contradiction",))
+    row = {"anchor": anchor, "entailment": "A woman is reading a book.",
+           "contradiction": "A young woman in a green dress is sleeping under an old oak tree."}
+    assert NLITriple.model_validate(row, context=settings)
+    assert reason_of(NLITriple, {**row, "entailment": "A woman is reading a novel."}, settings) == ("adds_content", "entailment")
+    assert reason_of(NLITriple, {**row, "contradiction": "Nobody is reading anything here today."}, settings) == (
+        "not_one_substitution", "contradiction")

@@ -1,0 +1,230 @@
+"""The judge stage with a scripted logprobs engine (the real vLLM and server runs: test_judge_real.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from datagen.config import load_config
+from datagen.dataset.imports import import_rows
+from datagen.dataset.shards import read_rows
+from datagen.errors import ConfigError, InputError
+from datagen.generation.run import generate
+from datagen.quality.filter import FilterSpec, filter_dataset
+from datagen.quality.judge import JUDGE, JudgeConfig, judge_dataset, judge_requests, load_judge_plan
+from datagen.engines.base import Completion
+from tests.support.fakes import FakeEngine, FakeJudge
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_model_preparation(monkeypatch):
+    from datagen import models
+
+    monkeypatch.setattr(models, "resolve_model", lambda name: models.ResolvedModel(name, name, "sha-" + name))
+
+
+def nli_p_yes(question: str) -> float | None:
+    """Good fake rows pass, except the dogs' entailment; the lighthouse row gets no yes/no answer."""
+    if "lighthouse" in question:
+        return None
+    entailment_question = question.startswith("Premise:")
+    if "Something related" in question:  # the fake entailment
+        return 0.2 if "dogs" in question else 0.9
+    return 0.1 if entailment_question else 0.8  # the fake contradiction: not entailed, contradicts
+
+
+def make_nli(out: Path, seeds: Path, n: int = 1) -> Path:
+    config = load_config(None, {"task": "nli", "mode": "joint", "shard_rows": 4, "sampling.n": n})
+    engine = SampledEngine(n) if n > 1 else FakeEngine("nli")
+    generate(config, seeds, out, engine_factory=lambda c, m: engine)
+    return out
+
+
+class SampledEngine(FakeEngine):
+    """``n`` distinct samples per request (take 1, take 2, ...), as ``SamplingParams(n=...)`` gives."""
+
+    def __init__(self, n: int):
+        super().__init__("nli")
+        self.n = n
+
+    def generate(self, requests):
+        completions = []
+        for request in requests:
+            anchor = request.messages[-1]["content"]
+            for take in range(1, self.n + 1):
+                text = json.dumps({"entailment": f"Something related to {anchor} happens, take {take}.",
+                                   "contradiction": f"Nobody ever saw take {take}: " + anchor.lower()})
+                completions.append(Completion(request.request_id, text, "stop", 100, 20, sample_index=take - 1))
+        return completions
+
+
+def judge(out: Path, p_yes=nli_p_yes, **config) -> tuple:
+    engine = FakeJudge(p_yes)
+    summary = judge_dataset(out, JudgeConfig(model="qwen2.5-0.5b", **config), engine_factory=lambda c, m: engine)
+    return summary, engine
+
+
+def test_judge_writes_one_part_per_data_shard_keyed_by_id(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    summary, engine = judge(out)
+    plan = load_judge_plan("nli")
+    assert len(engine.requests) == 10 * len(plan.checks) and engine.closed
+    data, judged = read_rows(out), read_rows(out, JUDGE)
+    assert judged.column("id").to_pylist() == data.column("id").to_pylist()
+    assert sorted(p.name for p in (out / JUDGE).iterdir()) == sorted(p.name for p in (out / "data").iterdir())
+    rows = {r["anchor"]: r for r in data.to_pylist()}
+    by_id = {r["id"]: r for r in judged.to_pylist()}
+    dogs = by_id[rows["Two dogs are running along the beach."]["id"]]
+    assert dogs["p_entailment_entailed"] == pytest.approx(0.2) and dogs["judge_min"] == pytest.approx(0.2)
+    good = by_id[rows["The bakery opens at six every morning."]["id"]]
+    assert good["judge_contradiction"] == pytest.approx(min(0.9, 0.8)) and good["judge_min"] == pytest.approx(0.8)
+    assert math.isnan(by_id[rows["A girl is painting a picture of a lighthouse."]["id"]]["judge_min"])
+    section = json.loads((out / "manifest.json").read_text())["judge"]
+    assert section["rows"] == 10 and section["unanswered_checks"] == 3 and section["model"]["name"] == "qwen2.5-0.5b"
+    assert section["pass_rates"]["p50"]["judge_min"] == pytest.approx(0.8)
+    assert summary.shards_judged == 3 and summary.shards_kept == 0
+
+
+def test_questions_share_a_byte_identical_prefix_and_end_with_the_pair(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    rows = read_rows(out).to_pylist()[:2]
+    requests = judge_requests(load_judge_plan("nli"), rows)
+    entailed = [r for r in requests if r.request_id.endswith("/entailment_entailed")]
+    assert entailed[0].messages[:-1] == entailed[1].messages[:-1]
+    assert entailed[0].messages[-1]["content"].startswith(f"Premise: {rows[0]['anchor']}\nHypothesis: ")
+
+
+def test_rerun_keeps_current_parts_and_judges_only_what_is_missing(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    again, engine = judge(out)
+    assert engine.requests == [] and again.shards_kept == 3 and again.shards_judged == 0
+    (out / JUDGE / "part-00001.parquet").unlink()
+    again, engine = judge(out)
+    assert again.shards_judged == 1 and len(engine.requests) == 4 * 3  # the 4 rows of shard 1, 3 checks each
+
+
+def test_other_judge_templates_rejudge_everything(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    custom = tmp_path / "templates"
+    import shutil
+
+    shutil.copytree(REPO / "datagen" / "prompts", custom)
+    (custom / "judge" / "entails.jinja").write_text(
+        (custom / "judge" / "entails.jinja").read_text().replace("Answer with one word", "Reply with one word"))
+    summary, engine = judge(out, templates_dir=str(custom))
+    assert summary.shards_judged == 3 and len(engine.requests) == 30
+
+
+def test_filter_min_judge_drops_rows_with_their_probabilities(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    summary = filter_dataset(out, tmp_path / "kept", FilterSpec(min_judge=0.5))
+    assert summary.kept == 8 and summary.filtered == {"filtered_judge": 2}  # the dogs (0.2), the lighthouse (NaN)
+    rejects = [r for r in read_rows(tmp_path / "kept", "rejects").to_pylist() if r["reason"] == "filtered_judge"]
+    raw = {r["anchor"]: json.loads(r["raw"]) for r in rejects}
+    assert raw["Two dogs are running along the beach."]["judge"]["judge_entailment"] == pytest.approx(0.2)
+    assert set(raw["Two dogs are running along the beach."]["outputs"]) == {"entailment", "contradiction"}
+    kept_manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert kept_manifest["filter"]["min_judge"] == 0.5 and kept_manifest["parent"]["judge_model"] == "qwen2.5-0.5b"
+
+
+def test_best_per_seed_keeps_the_sample_the_judge_likes_most(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file, n=2)
+    assert read_rows(out).num_rows == 20
+
+    def p_yes(question):  # the second take of every seed is the better entailment
+        if question.startswith("Premise:") and "Something related" in question:
+            return 0.95 if "take 2." in question else 0.6
+        return nli_p_yes(question.replace("lighthouse", "lamp"))
+
+    judge(out, p_yes)
+    summary = filter_dataset(out, tmp_path / "best", FilterSpec(best_per_seed=True))
+    kept = read_rows(tmp_path / "best").to_pylist()
+    assert summary.kept == 10 and summary.filtered == {"filtered_not_best": 10}
+    assert sorted(r["seed_index"] for r in kept) == list(range(10))
+    judged = {r["id"]: r for r in read_rows(out, JUDGE).to_pylist()}
+    assert all(judged[r["id"]]["p_entailment_entailed"] == pytest.approx(0.95) for r in kept)
+
+
+def test_filter_refuses_judge_results_of_other_data(tmp_path, seed_file):
+    fresh = make_nli(tmp_path / "fresh", seed_file)
+    with pytest.raises(InputError, match="is not judged; run `datagen judge"):
+        filter_dataset(fresh, tmp_path / "x", FilterSpec(min_judge=0.5))
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    (out / JUDGE / "part-00000.parquet").write_bytes(b"edited")
+    with pytest.raises(InputError, match="do not match its data"):
+        filter_dataset(out, tmp_path / "y", FilterSpec(min_judge=0.5))
+
+
+def test_an_engine_without_logprobs_is_refused_with_the_fix(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    with pytest.raises(ConfigError, match="cannot return first-token logprobs; use --engine vllm or --engine openai"):
+        judge_dataset(out, JudgeConfig(model="m"), engine_factory=lambda c, m: FakeEngine("nli"))
+    assert not (out / JUDGE).exists()
+
+
+def test_empty_dataset_is_refused(tmp_path, seed_file):
+    out = tmp_path / "empty"
+    config = load_config(None, {"task": "nli", "mode": "joint", "shard_rows": 4})
+    generate(config, seed_file, out, engine_factory=lambda c, m: FakeEngine("nli", lambda name, anchor: "no json"))
+    with pytest.raises(InputError, match="holds no rows to judge"):
+        judge(out)
+
+
+def test_a_dataset_datagen_did_not_write_is_imported_and_judged(tmp_path):
+    source = tmp_path / "public.jsonl"
+    rows = [{"anchor": "A man is cooking.", "entailment": "Someone is cooking.", "contradiction": "Nobody is cooking."},
+            {"anchor": "A dog runs.", "entailment": "An animal moves.", "contradiction": ""}]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    manifest = import_rows(source, "nli", tmp_path / "out")
+    assert (manifest.counts.rows, manifest.counts.rejects, manifest.counts.reject_reasons) == (1, 1, {"not_text": 1})
+    summary, _ = judge(tmp_path / "out", lambda q: 0.9 if "Someone" in q else 0.3)
+    assert summary.rows == 1
+    assert read_rows(tmp_path / "out", JUDGE).column("p_entailment_entailed").to_pylist() == [pytest.approx(0.9)]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "holds no rows"),
+    ('{"anchor": "a b c", "entailment": "x"}\n', "lacks the column\\(s\\) contradiction"),
+    ("not json\n", "is not JSON"),
+])  # fmt: skip
+def test_bad_foreign_datasets_get_one_line_errors(tmp_path, content, message):
+    source = tmp_path / "bad.jsonl"
+    source.write_text(content)
+    with pytest.raises(InputError, match=message) as caught:
+        import_rows(source, "nli", tmp_path / "out")
+    assert "\n" not in str(caught.value)
+
+
+def test_sigkill_mid_judge_then_resume_judges_only_the_rest(tmp_path, seed_file):
+    """A real SIGKILL of a judge run (scripted engine, slow), then the same call again."""
+    out = make_nli(tmp_path / "nli", seed_file)
+    script = REPO / "tests" / "support" / "fake_judge_run.py"
+    child = subprocess.Popen([sys.executable, str(script), str(out), "1.0"], cwd=REPO)
+    deadline = time.monotonic() + 300  # the child imports torch-heavy modules first; slow on a busy machine
+    while not (out / JUDGE / "part-00000.parquet").exists():
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    written = sorted(p.name for p in (out / JUDGE).glob("part-*.parquet"))
+    assert 1 <= len(written) < 3 and not list((out / JUDGE).glob("*.tmp"))
+    summary, engine = judge(out)
+    assert summary.shards_kept == len(written) and summary.shards_judged == 3 - len(written)
+    assert len(engine.requests) == sum(pq.read_metadata(out / "data" / f"part-{i:05d}.parquet").num_rows * 3
+                                       for i in range(3) if f"part-{i:05d}.parquet" not in written)
+    assert read_rows(out, JUDGE).column("id").to_pylist() == read_rows(out).column("id").to_pylist()
