@@ -7,7 +7,8 @@ Per model and question template (``prompts/judge/*.jinja``), on data people labe
   ``contradicts`` question's P(yes), and the judge's own combination for NLI contradictions: the smaller of
   P(contradicts) and 1 - P(entails)), each with a bootstrap 95% interval; accuracy at a threshold picked on
   SICK trial (500 pairs), never on test;
-- STS-B test (``--stsb N`` pairs): Spearman of the ``similarity`` question's expected 0-5 score against gold;
+- STS-B test (``--stsb N`` pairs): Spearman of the ``similarity`` question's expected 0-5 score against gold,
+  and of the mean P(yes) of the ``entails`` question asked both ways;
 - your audit labels (``--audit OUT``, any number): per relation, AUC of the judge's probability against
   right/wrong (unsure labels left out) and agreement at P >= 0.5.
 
@@ -194,7 +195,11 @@ def main() -> None:
         entry = {"sick": sick_report(asker, trial, test)}
         if stsb:
             predicted = asker.expected_digit("similarity", stsb)
-            entry["stsb_spearman"] = round(float(spearmanr(predicted, [p["score"] for p in stsb]).statistic), 4)
+            gold = [p["score"] for p in stsb]
+            entry["stsb_spearman"] = round(float(spearmanr(predicted, gold).statistic), 4)
+            # The judge's own questions as a similarity: mean P(yes) of entailment in both directions.
+            both = (asker.p_yes("entails", stsb) + asker.p_yes("entails", [{"a": p["b"], "b": p["a"]} for p in stsb])) / 2
+            entry["stsb_spearman_mutual_entailment"] = round(float(spearmanr(both, gold).statistic), 4)
             entry["stsb_pairs"] = len(stsb)
         entry["requests_per_s"] = round(asker.requests / asker.seconds, 2)
         entry["startup_s"] = round(asker.startup_s, 1)
@@ -214,6 +219,7 @@ def main() -> None:
                       f"{r['accuracy_at_threshold']:>6.3f} {r['threshold_from_trial']:>6.3f}")
         if "stsb_spearman" in entry:
             print(f"{model:<14} {'STS-B similarity (Spearman)':<36} {entry['stsb_spearman']:>6.3f}  on {entry['stsb_pairs']} pairs")
+            print(f"{model:<14} {'STS-B mutual entailment (Spearman)':<36} {entry['stsb_spearman_mutual_entailment']:>6.3f}")
         print(f"{model:<14} {entry['requests_per_s']} requests/s (engine start {entry['startup_s']} s)")
     for name, r in results.get("audit", {}).items():
         print(f"audit {name:<30} rows {r['rows']:>4}  right {r['right']:>4}  AUC {r['auc']:.3f}  agree@0.5 {r['agreement_at_0.5']:.3f}")

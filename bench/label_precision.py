@@ -99,8 +99,9 @@ def main() -> None:
             cell["audit"] = audited(Path(cell["kept_dir"]))
             rows.append(cell)
             print(json.dumps(cell), flush=True)
-    print(f"\n{'task':<6} {'variant':<7} {'seeds':>5} {'gen':>5} {'kept':>5} {'yield':>6} {'kept/s':>7} "
-          f"{'precision (95% CI)':>24} {'correct/s':>9} {'distinct-2':>10} {'d_align':>8}")
+    print(f"\n{'task':<6} {'variant':<7} {'seeds':>5} {'gen':>5} {'kept':>5} {'yield':>6} {'gen rows/s':>10} "
+          f"{'judge rows/s':>12} {'kept/s':>7} {'precision (95% CI)':>24} {'correct/s':>9} {'distinct-2':>10} "
+          f"{'d_align':>8}")
     for r in rows:
         seconds = (r.get("generation_s") or 0) + (r.get("judge_s") or 0)
         rate = r["kept"] / seconds if seconds else float("nan")
@@ -112,8 +113,10 @@ def main() -> None:
             correct = f"{rate * rows_audit['precision']:.3f}"
         else:
             precision, correct = "not audited", "-"
+        gen_rate = r["generated"] / r["generation_s"] if r.get("generation_s") else float("nan")
+        judge_rate = r["generated"] / r["judge_s"] if r.get("judge_s") else float("nan")
         print(f"{r['task']:<6} {r['variant']:<7} {r['seeds']:>5} {r['generated']:>5} {r['kept']:>5} "
-              f"{r['kept'] / r['seeds']:>6.1%} {rate:>7.3f} {precision:>24} {correct:>9} "
+              f"{r['kept'] / r['seeds']:>6.1%} {gen_rate:>10.3f} {judge_rate:>12.3f} {rate:>7.3f} {precision:>24} {correct:>9} "
               f"{r['distinct_2'] if r['distinct_2'] is not None else '-':>10} "
               f"{r['delta_alignment'] if r['delta_alignment'] is not None else '-':>8}")
 

