@@ -95,23 +95,22 @@ class Asker:
         self.startup_s = time.perf_counter() - started
         self.requests, self.seconds = 0, 0.0
 
-    def p_yes(self, question: str, pairs: list[dict]) -> np.ndarray:
+    def ask(self, question: str, pairs: list[dict]) -> list:
+        """First-token logprobs of ``question`` about every (a, b) pair, timed."""
         template = load_question(question)
         requests = [GenerationRequest(str(i), template.render(p["a"], p["b"])) for i, p in enumerate(pairs)]
         started = time.perf_counter()
         results = self.engine.first_token_logprobs(requests, top_k=20)
         self.seconds += time.perf_counter() - started
         self.requests += len(requests)
-        shares = [r.share(["yes"], ["no"]) for r in results]
+        return results
+
+    def p_yes(self, question: str, pairs: list[dict]) -> np.ndarray:
+        shares = [r.share(["yes"], ["no"]) for r in self.ask(question, pairs)]
         return np.array([0.5 if s is None else s for s in shares])
 
     def expected_digit(self, question: str, pairs: list[dict]) -> np.ndarray:
-        template = load_question(question)
-        requests = [GenerationRequest(str(i), template.render(p["a"], p["b"])) for i, p in enumerate(pairs)]
-        started = time.perf_counter()
-        results = self.engine.first_token_logprobs(requests, top_k=20)
-        self.seconds += time.perf_counter() - started
-        self.requests += len(requests)
+        results = self.ask(question, pairs)
         values = []
         for result in results:
             weights = np.array([result.probability(str(d)) for d in range(6)])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from datagen.config import SCHEMA_VERSION
-from datagen.dataset.shards import is_shard_path, open_fresh
+from datagen.dataset.shards import is_shard_path, open_fresh, write_atomically
 from datagen.errors import StorageError
 
 MANIFEST = "manifest.json"
@@ -169,17 +169,8 @@ def read_journal(out: Path) -> list[ShardEntry]:
 
 def write_manifest(out: Path, manifest: Manifest) -> None:
     """Replace ``OUT/manifest.json`` atomically (tmp file, fsync, ``os.replace``)."""
-    path = out / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    try:
-        with open_fresh(tmp, "w") as handle:
-            handle.write(manifest.model_dump_json(indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free disk space and rerun to resume") from exc
+    write_atomically(out / MANIFEST, manifest.model_dump_json(indent=2).encode("utf-8"),
+                     fix="free disk space and rerun to resume")
 
 
 class Journal:
@@ -219,3 +210,26 @@ class Journal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+def current_section(out: Path, manifest: Manifest, key: str, command: str) -> dict:
+    """The manifest's ``key`` section (``scores``, ``judge``) if it still describes the data shards as they are.
+
+    A stage that writes a sidecar records the data fingerprint, the sha256 of every data shard it read and of
+    every file it wrote; a reader calls this before trusting the sidecar.
+
+    Raises:
+        InputError: the stage never ran, ran before the data changed, or its files were changed since.
+    """
+    from datagen.dataset.shards import verify_file
+    from datagen.errors import InputError
+
+    section = manifest.section(key)
+    if not section:
+        raise InputError(f"{out} has no `datagen {command}` results; run `datagen {command} {out}` first")
+    current = {shard.data.path: shard.data.sha256 for shard in manifest.data_shards()}
+    stale = section.get("data_shards") != current or section.get("data_fingerprint") != manifest.fingerprint
+    if stale or not all(verify_file(out, written) for written in section.get("files", [])):
+        raise InputError(f"the `datagen {command}` results of {out} do not match its data (changed or redone meanwhile); "
+                         f"run `datagen {command} {out}` again")
+    return section

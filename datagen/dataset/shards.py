@@ -72,23 +72,34 @@ def write_shard(out: Path, kind: str, index: int, rows: list[dict], schema: pa.S
     """
     relative = f"{kind}/{shard_name(index)}"
     final = shard_path(out, relative)
-    tmp = final.with_name(final.name + ".tmp")
     schema = schema.with_metadata({key: json.dumps(value, default=str) for key, value in metadata.items()})
     # Serialise in memory (a shard is small), so the checksum comes from the bytes written, not a re-read.
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer, compression="zstd")
     blob = buffer.getvalue().to_pybytes()
+    write_atomically(final, blob, fix="free disk space or choose another --out")
+    return WrittenFile(relative, len(rows), len(blob), hashlib.sha256(blob).hexdigest())
+
+
+def write_atomically(path: Path, blob: bytes, *, fix: str) -> None:
+    """Write ``blob`` to ``path`` so that a reader sees the old file or the whole new one, never half of it:
+    a fresh ``<name>.tmp``, fsync, then ``os.replace``.
+
+    Raises:
+        StorageError: the disk is full or the directory is not writable (``fix`` says what to do); the tmp
+            file is removed.
+    """
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open_fresh(tmp, "wb") as handle:
             handle.write(blob)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, final)
+        os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {final}: {exc.strerror or exc}; free disk space or choose another --out") from exc
-    return WrittenFile(relative, len(rows), len(blob), hashlib.sha256(blob).hexdigest())
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; {fix}") from exc
 
 
 def open_fresh(tmp: Path, mode: str):

@@ -40,7 +40,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datagen.dataset.manifest import Manifest
-from datagen.dataset.shards import file_sha256, open_fresh, shard_path
+from datagen.dataset.shards import file_sha256, open_fresh, shard_path, write_atomically
 from datagen.dataset.writer import DatasetWriter
 from datagen.errors import InputError, StorageError
 from datagen.quality.score import open_scorable
@@ -304,17 +304,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _write_sample(path: Path, sample: AuditSample) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open_fresh(tmp, "w") as handle:
-            handle.write(sample.model_dump_json(indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free disk space and rerun") from exc
+    write_atomically(path, sample.model_dump_json(indent=2).encode("utf-8"), fix="free disk space and rerun")
 
 
 # --- the audit of one output dir -------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from datagen.config import fingerprint
-from datagen.dataset.manifest import Manifest, ShardEntry
-from datagen.dataset.shards import output_lock, verify_file
+from datagen.dataset.manifest import Manifest, ShardEntry, current_section
+from datagen.dataset.shards import output_lock
 from datagen.dataset.writer import DatasetWriter
 from datagen.errors import InputError, ResumeError
 from datagen.quality.judge import JUDGE, check_judge_current
@@ -93,15 +93,7 @@ def check_scores_current(out: Path, manifest: Manifest) -> dict:
     Raises:
         InputError: never scored, or scored before the data changed, or the sidecar files do not match.
     """
-    scores = manifest.section("scores")
-    if not scores:
-        raise InputError(f"{out} is not scored; run `datagen score {out}` first")
-    current = {s.data.path: s.data.sha256 for s in manifest.data_shards()}
-    stale = scores.get("data_shards") != current or scores.get("data_fingerprint") != manifest.fingerprint
-    if stale or not all(verify_file(out, written) for written in scores.get("files", [])):
-        raise InputError(f"the scores of {out} do not match its data (changed or rescored meanwhile); "
-                         f"run `datagen score {out}` again")
-    return scores
+    return current_section(out, manifest, SCORES, "score")
 
 
 def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overwrite: bool = False) -> FilterSummary:

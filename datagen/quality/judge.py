@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from datagen.config import Frozen, GenerateConfig, OpenAIConfig, RayConfig, SamplingConfig, VLLMConfig, fingerprint
-from datagen.dataset.manifest import Manifest, ShardEntry
-from datagen.dataset.shards import file_sha256, verify_file
+from datagen.dataset.manifest import Manifest, ShardEntry, current_section
+from datagen.dataset.shards import file_sha256
 from datagen.dataset.writer import DatasetWriter
 from datagen.engines import GenerationRequest, build_engine, require_logprobs, resolve_engine_model
 from datagen.errors import InputError, TemplateError
@@ -351,15 +351,7 @@ def check_judge_current(out: Path, manifest: Manifest) -> dict:
     Raises:
         InputError: never judged, judged before the data changed, or the sidecar files do not match.
     """
-    judged = manifest.section(JUDGE)
-    if not judged:
-        raise InputError(f"{out} is not judged; run `datagen judge {out}` first")
-    current = {s.data.path: s.data.sha256 for s in manifest.data_shards()}
-    stale = judged.get("data_shards") != current or judged.get("data_fingerprint") != manifest.fingerprint
-    if stale or not all(verify_file(out, written) for written in judged.get("files", [])):
-        raise InputError(f"the judge results of {out} do not match its data (changed or judged again meanwhile); "
-                         f"run `datagen judge {out}` again")
-    return judged
+    return current_section(out, manifest, JUDGE, "judge")
 
 
 def read_judge_part(out: Path, shard: ShardEntry) -> list[dict]:

@@ -161,7 +161,7 @@ def test_best_per_seed_keeps_the_sample_the_judge_likes_most(tmp_path, seed_file
 
 def test_filter_refuses_judge_results_of_other_data(tmp_path, seed_file):
     fresh = make_nli(tmp_path / "fresh", seed_file)
-    with pytest.raises(InputError, match="is not judged; run `datagen judge"):
+    with pytest.raises(InputError, match="has no `datagen judge` results; run `datagen judge"):
         filter_dataset(fresh, tmp_path / "x", FilterSpec(min_judge=0.5))
     out = make_nli(tmp_path / "nli", seed_file)
     judge(out)
