@@ -153,7 +153,7 @@ def _child_manifest(out: Path, parent: Manifest, scores: dict | None, judged: di
         "fingerprint": fingerprint({"parent": parent.fingerprint, "filter": asdict(spec), **evidence}),
         "parent": {"path": str(out.resolve()), "fingerprint": parent.fingerprint,
                    "encoder": scores.get("encoder") if scores else None,
-                   "judge_model": judged["model"]["name"] if judged else None},
+                   **({"judge_model": judged["model"]["name"]} if judged else {})},
         "filter": asdict(spec),
     })
 
