@@ -271,6 +271,8 @@ def judge_input(dataset: str | Path, config: JudgeConfig = JudgeConfig(), *, tas
         InputError: a file dataset without ``task`` and ``out``, or a directory that is not a datagen output.
     """
     dataset = Path(dataset)
+    if not dataset.exists():
+        raise InputError(f"{dataset} does not exist; pass a datagen output directory or a .parquet/.jsonl file")
     if dataset.is_dir():
         if out is not None and Path(out).resolve() != dataset.resolve():
             raise InputError(f"{dataset} is a datagen output, judged in place; drop --out (filter into a new "
