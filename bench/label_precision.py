@@ -43,8 +43,10 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     from datagen.quality.judge import JudgeConfig, judge_dataset
     from datagen.quality.score import score_dataset
 
-    config = load_config(packaged("pipelines", VARIANT_CONFIGS[variant].format(task=task)), {"task": task})
-    generated, kept = out / f"{task}_{variant}", out / f"{task}_{variant}_kept"
+    overrides = {"task": task, "model": args.generator_model}
+    config = load_config(packaged("pipelines", VARIANT_CONFIGS[variant].format(task=task)), overrides)
+    name = f"{task}_{variant}" + (f"_{args.generator_model}" if args.generator_model else "")
+    generated, kept = out / name, out / f"{name}_kept"
     from datagen.generation.run import generate
 
     started = time.perf_counter()
@@ -59,7 +61,7 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
     timing |= {k: v for k, v in {"generation_s": generation_s, "judge_s": judge_s}.items() if v is not None}
     timing_path.write_text(json.dumps(timing))
-    return {"task": task, "variant": variant, "seeds": summary.rows + summary.rejects, "generated": summary.rows,
+    return {"task": task, "variant": variant, "generator": config.model, "seeds": summary.rows + summary.rejects, "generated": summary.rows,
             "kept": filtered.kept, **timing, "kept_dir": str(kept),
             "distinct_2": scores["diversity"]["distinct_2"] if scores else None,
             "delta_alignment": scores["difficulty"]["delta_alignment"] if scores else None}
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--seeds-from", type=int, default=5000, help="first wiki1m line to draw seeds from")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--judge-model", default=None, help="default: the judge stage's default")
+    parser.add_argument("--generator-model", default=None, help="default: the task's default (qwen2.5-0.5b)")
     parser.add_argument("--min-judge", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "precision")
     args = parser.parse_args()
