@@ -39,6 +39,7 @@ def write_seeds(path: Path, start: int, count: int) -> None:
 
 def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     from datagen.config import load_config, packaged
+    from datagen.generation.run import generate
     from datagen.quality.filter import FilterSpec, filter_dataset
     from datagen.quality.judge import JudgeConfig, judge_dataset
     from datagen.quality.score import score_dataset
@@ -47,7 +48,6 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     config = load_config(packaged("pipelines", VARIANT_CONFIGS[variant].format(task=task)), overrides)
     name = f"{task}_{variant}" + (f"_{args.generator_model}" if args.generator_model else "")
     generated, kept = out / name, out / f"{name}_kept"
-    from datagen.generation.run import generate
 
     started = time.perf_counter()
     summary = generate(config, seeds, generated)

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from datagen.config import SCHEMA_VERSION
-from datagen.dataset.shards import is_shard_path, open_fresh, write_atomically
-from datagen.errors import StorageError
+from datagen.dataset.shards import is_shard_path, open_fresh, verify_file, write_atomically
+from datagen.errors import InputError, StorageError
 
 MANIFEST = "manifest.json"
 JOURNAL = MANIFEST + ".journal"
@@ -221,9 +221,6 @@ def current_section(out: Path, manifest: Manifest, key: str, command: str) -> di
     Raises:
         InputError: the stage never ran, ran before the data changed, or its files were changed since.
     """
-    from datagen.dataset.shards import verify_file
-    from datagen.errors import InputError
-
     section = manifest.section(key)
     if not section:
         raise InputError(f"{out} has no `datagen {command}` results; run `datagen {command} {out}` first")
