@@ -59,6 +59,7 @@ class ShardEntry(BaseModel):
     data: FileEntry
     rejects: FileEntry
     reject_reasons: dict[str, int] = Field(default_factory=dict)
+    seeds_sha256: str | None = None  # of the seeds it was made from (generation); a rerun regenerates it if they changed
 
 
 class Counts(BaseModel):

@@ -128,10 +128,14 @@ class DatasetWriter:
         self._journal.open_fresh()
         self._journaling = True
 
-    def write_shard(self, index: int, seed_range: tuple[int, int], rows: list[dict], rejects: list[dict]) -> ShardEntry:
+    def write_shard(self, index: int, seed_range: tuple[int, int], rows: list[dict], rejects: list[dict], *,
+                    seeds_sha256: str | None = None) -> ShardEntry:
         """Write shard ``index`` (data + rejects) atomically and journal it.
 
         Rejects first: a crash between the two leaves no data shard the manifest could miss.
+
+        Args:
+            seeds_sha256: The hash of the seeds the shard was made from, so a rerun can tell whether they changed.
 
         Raises:
             StorageError: the disk is full or the directory is not writable; no partial file is left.
@@ -142,6 +146,7 @@ class DatasetWriter:
         shard = ShardEntry(
             index=index, seed_range=seed_range, data=FileEntry(**vars(written_data)),
             rejects=FileEntry(**vars(written_rejects)), reject_reasons=count_reasons(rejects),
+            seeds_sha256=seeds_sha256,
         )
         self._journal.append(shard)
         self._shards[index] = shard

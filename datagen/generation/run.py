@@ -3,7 +3,12 @@
 ``generate`` is the library entry point behind ``datagen <task>`` (nli, sts, pairs, ...).
 Work is cut into chunks of ``shard_rows`` seeds; each chunk becomes one data
 shard and one rejects shard, journaled by the ``DatasetWriter`` as soon as both are in place.
-A rerun skips the chunks the manifest lists with matching checksums and regenerates anything else.
+
+A rerun keeps every shard whose files check out and whose own seeds are unchanged (each shard records the
+sha256 of its seed range), and generates only the seeds no kept shard covers. So a seed file that grows
+generates only the new seeds, an edited line regenerates only its shard, and a truncated file drops the
+shards past its end. A change of config (task, model, templates, sampling, validation, shard size) is
+refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import time
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -44,6 +50,7 @@ class RunSummary:
     seconds: float = 0.0
     completion_tokens: int = 0
     already_complete: bool = False
+    resume_note: str = ""  # what a rerun kept, regenerated or dropped, and why; empty on a fresh run
 
 
 @dataclass(frozen=True)
@@ -62,13 +69,23 @@ class Chunk:
 @dataclass(frozen=True)
 class SeedScan:
     """What one pass over the seed file tells before generation starts: enough to plan the chunks,
-    fingerprint the seeds and spot repeated anchors, without keeping the seeds in memory."""
+    fingerprint the seeds and every seed range, and spot repeated anchors, without keeping the seeds."""
 
     path: Path
     column: str
     count: int
     sha256: str  # equals fingerprint([every seed's text]), hashed as the file streams by
     duplicates: frozenset[int]  # indexes whose normalised text appeared earlier in the file
+    seed_digests: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    def range_sha256(self, start: int, stop: int) -> str | None:
+        """The identity of seeds ``[start, stop)`` as a shard made from them saw them: exact texts, unusable
+        rows and which of them repeat an earlier anchor. None when the file has fewer seeds than ``stop``."""
+        if stop > self.count:
+            return None
+        hasher = hashlib.sha256(self.seed_digests[start:stop].tobytes())
+        hasher.update(json.dumps(sorted(i - start for i in self.duplicates if start <= i < stop)).encode())
+        return hasher.hexdigest()
 
 
 def generate(
@@ -105,13 +122,13 @@ def generate(
     model = resolve_engine_model(config)
     manifest = _new_manifest(config, model, templates, scan, seeds_path)
     summary = RunSummary(out=out)
-    chunks = plan_chunks(total, config.shard_rows)
     with DatasetWriter(out) as writer:
-        keep = _resume(writer, manifest, chunks, overwrite)
-        pending = [chunk for chunk in chunks if chunk.index not in keep]
-        summary.shards_skipped = len(keep)
-        summary.already_complete = not pending
-        writer.begin(manifest, keep=keep.values())
+        plan = plan_resume(_open_previous(writer, manifest, overwrite), writer, scan, total, config.shard_rows)
+        pending = plan.pending
+        summary.shards_skipped = len(plan.keep)
+        summary.already_complete = not pending and not plan.dropped
+        summary.resume_note = plan.note()
+        writer.begin(manifest, keep=plan.keep)
         if pending:
             engine = (engine_factory or _default_engine_factory)(config, model)
             try:
@@ -122,12 +139,6 @@ def generate(
     summary.rows, summary.rejects, summary.reject_reasons = counts.rows, counts.rejects, counts.reject_reasons
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _resume(writer: DatasetWriter, manifest: Manifest, chunks: list[Chunk], overwrite: bool) -> dict[int, ShardEntry]:
-    """The verified shards of an earlier run of this config that still fit the plan, by index."""
-    previous = _open_previous(writer, manifest, overwrite)
-    return _verified_shards(writer, previous, chunks)
 
 
 def _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, on_progress) -> None:
@@ -141,7 +152,8 @@ def _generate_chunks(writer, pending, engine, templates, config, scan, total, su
     )
     for item, completions in _completed_chunks(engine, prepared):
         result = _validate_chunk(item, completions, templates, config, ctx, seen_outputs)
-        writer.write_shard(item.chunk.index, item.chunk.seed_range, result.rows, result.rejects)
+        writer.write_shard(item.chunk.index, item.chunk.seed_range, result.rows, result.rejects,
+                           seeds_sha256=scan.range_sha256(*item.chunk.seed_range))
         summary.shards_written += 1
         summary.completion_tokens += sum(row["completion_tokens"] for row in result.rows)
         if on_progress:
@@ -153,6 +165,83 @@ def plan_chunks(count: int, shard_rows: int) -> list[Chunk]:
     return [Chunk(i // shard_rows, i, min(i + shard_rows, count)) for i in range(0, count, shard_rows)]
 
 
+@dataclass
+class ResumePlan:
+    """Which shards of an earlier run stay, which go (and why), and the chunks left to generate."""
+
+    keep: list[ShardEntry] = field(default_factory=list)
+    pending: list[Chunk] = field(default_factory=list)
+    dropped: list[tuple[ShardEntry, str]] = field(default_factory=list)  # (shard, why), for the summary
+    seed_count: int = 0
+    resumed: bool = False  # an earlier run of this config was there
+
+    def note(self) -> str:
+        """One line for the summary: what was kept, regenerated or dropped, and why."""
+        if not self.resumed:
+            return ""
+        kept_seeds = sum(stop - start for start, stop in (s.seed_range for s in self.keep))
+        parts = [f"kept {len(self.keep)} shards ({kept_seeds} seeds) whose seeds are unchanged"]
+        why = Counter(reason for _, reason in self.dropped)
+        parts += [f"dropped {count} shards: {reason}" for reason, count in why.items()]
+        regenerated = {s.seed_range[0] for s, _ in self.dropped}
+        again = [c for c in self.pending if c.start in regenerated]
+        if again:
+            parts.append(f"regenerating {sum(c.stop - c.start for c in again)} seeds of changed or damaged shards")
+        new = sum(c.stop - c.start for c in self.pending if c.start not in regenerated)
+        if new:
+            parts.append(f"generating {new} seeds no shard covered")
+        return "; ".join(parts)
+
+
+def plan_resume(previous: Manifest | None, writer: DatasetWriter, scan: SeedScan, total: int, shard_rows: int) -> ResumePlan:
+    """Keep the earlier run's shards that still hold, and cut every seed in ``[0, total)`` they leave
+    uncovered into chunks of ``shard_rows``.
+
+    A shard holds when its files check out and the sha256 of its seed range is what the file gives now.
+    Shards past ``total`` that hold are kept, so a smaller ``--limit`` never deletes rows already written.
+    A regenerated range takes back the index of the shard it replaces, and new ranges take indexes after
+    every earlier one, so the shards' order stays the seeds' order in the usual cases (append, edit, truncate).
+    """
+    plan = ResumePlan(seed_count=scan.count, resumed=previous is not None)
+    earlier = previous.shards if previous else []
+    intact = {shard.index for shard in writer.verified(earlier)}
+    for shard in earlier:
+        reason = _why_shard_goes(shard, shard.index in intact, scan)
+        if reason:
+            plan.dropped.append((shard, reason))
+        else:
+            plan.keep.append(shard)
+    reusable = {shard.seed_range[0]: shard.index for shard, _ in plan.dropped}
+    next_index = max((shard.index for shard in earlier), default=-1) + 1
+    for start, stop in _uncovered(total, [shard.seed_range for shard in plan.keep], shard_rows):
+        index = reusable.pop(start, None)
+        if index is None:
+            index, next_index = next_index, next_index + 1
+        plan.pending.append(Chunk(index, start, stop))
+    return plan
+
+
+def _why_shard_goes(shard: ShardEntry, intact: bool, scan: SeedScan) -> str | None:
+    start, stop = shard.seed_range
+    if stop > scan.count:
+        return f"past the end of the seed file (now {scan.count} seeds)"
+    if not intact:
+        return "files missing or damaged"
+    if shard.seeds_sha256 != scan.range_sha256(start, stop):
+        return "their seeds changed"
+    return None
+
+
+def _uncovered(total: int, covered: list[tuple[int, int]], shard_rows: int) -> list[tuple[int, int]]:
+    """The seed ranges in ``[0, total)`` outside ``covered``, each cut into pieces of at most ``shard_rows``."""
+    pieces, position = [], 0
+    for start, stop in sorted(covered) + [(total, total)]:
+        gap_stop = min(start, total)
+        pieces += [(i, min(i + shard_rows, gap_stop)) for i in range(position, gap_stop, shard_rows)]
+        position = max(position, stop)
+    return pieces
+
+
 def scan_seeds(path: str | Path, *, column: str = "text") -> SeedScan:
     """One streaming pass over the seed file: count, fingerprint and repeated anchors.
 
@@ -162,14 +251,17 @@ def scan_seeds(path: str | Path, *, column: str = "text") -> SeedScan:
     encode = json.JSONEncoder(separators=(",", ":")).encode  # the bytes fingerprint() would hash
     hasher = hashlib.sha256(b"[")
     digests = array("Q")  # 8 bytes per seed instead of the normalised text
+    exact = array("Q")  # the seed as a prompt sees it, for the per-shard seed hashes
     for seed in iter_seeds(path, column=column):
         hasher.update(("," if digests else "").encode() + encode(seed.text).encode())
         digests.append(text_digest(normalise(seed.text)))
+        exact.append(text_digest(f"{seed.problem or ''}\x00{seed.text}"))
     hasher.update(b"]")
     keys = np.frombuffer(digests, dtype=np.uint64) if digests else np.empty(0, dtype=np.uint64)
     _, first = np.unique(keys, return_index=True)
     repeated = np.setdiff1d(np.arange(len(keys)), first, assume_unique=True)
-    return SeedScan(Path(path), column, len(keys), hasher.hexdigest(), frozenset(repeated.tolist()))
+    seed_digests = np.frombuffer(exact, dtype=np.uint64) if exact else np.empty(0, dtype=np.uint64)
+    return SeedScan(Path(path), column, len(keys), hasher.hexdigest(), frozenset(repeated.tolist()), seed_digests)
 
 
 def _pending_seeds(scan: SeedScan, pending: list[Chunk]) -> Iterator[tuple[Chunk, tuple[Seed, ...]]]:
@@ -190,8 +282,12 @@ def _pending_seeds(scan: SeedScan, pending: list[Chunk]) -> Iterator[tuple[Chunk
                          f"{scan.count} when it started); leave it alone while datagen runs, then rerun")
 
 
-def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha: str, seeds_sha: str) -> str:
-    """What decides whether an output directory may be resumed: anything that changes the rows."""
+def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha: str) -> str:
+    """What decides whether an output directory may be resumed: any setting that changes the rows.
+
+    The seeds are not in it: each shard carries the hash of its own seed range (``ShardEntry.seeds_sha256``),
+    so a seed file may grow, shrink or change and a rerun keeps the shards whose seeds still hold.
+    """
     return fingerprint(
         {
             "schema_version": SCHEMA_VERSION,
@@ -203,7 +299,6 @@ def run_fingerprint(config: GenerateConfig, model_sha: str | None, template_sha:
             "sampling": config.sampling.model_dump(),
             "validation": config.validation.model_dump(),
             "shard_rows": config.shard_rows,
-            "seeds_sha256": seeds_sha,
         }
     )
 
@@ -216,7 +311,7 @@ def _new_manifest(config: GenerateConfig, model, templates, scan: SeedScan, seed
     template_sha = templates_sha256(templates)
     return Manifest(
         task=config.task,
-        fingerprint=run_fingerprint(config, model.sha256, template_sha, scan.sha256),
+        fingerprint=run_fingerprint(config, model.sha256, template_sha),
         config=config.model_dump(mode="json"),
         model={"name": model.name, "path": str(model.path), "sha256": model.sha256},
         templates={name: template.sha256 for name, template in templates.items()},
@@ -240,28 +335,10 @@ def _open_previous(writer: DatasetWriter, manifest: Manifest, overwrite: bool) -
     if not overwrite:
         raise ResumeError(
             f"{writer.out} holds a run with a different config (task, model, templates, sampling, validation or "
-            "seeds); pass --overwrite to replace it or choose another --out"
+            "shard size); pass --overwrite to replace it or choose another --out"
         )
     writer.clear()
     return None
-
-
-def _verified_shards(writer: DatasetWriter, previous: Manifest | None, chunks: list[Chunk]) -> dict[int, ShardEntry]:
-    """Shards of the previous run whose files check out and that still fit the plan.
-
-    A shard fits when it covers its planned chunk (same start, same or later end) or lies beyond the
-    planned seeds, so rerunning with a smaller ``--limit`` never deletes rows already written.
-    """
-    if previous is None:
-        return {}
-    planned = {chunk.index: chunk.seed_range for chunk in chunks}
-
-    def fits(shard: ShardEntry) -> bool:
-        start, end = shard.seed_range
-        want = planned.get(shard.index)
-        return want is None or (want[0] == start and want[1] <= end)
-
-    return {shard.index: shard for shard in writer.verified(s for s in previous.shards if fits(s))}
 
 
 def _accepted_outputs(out: Path, config: GenerateConfig, done: list[ShardEntry]) -> SeenOutputs:
