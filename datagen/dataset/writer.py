@@ -13,6 +13,7 @@ Layout of ``OUT``::
 
     OUT/manifest.json              what was produced, by which config, with checksums
     OUT/manifest.json.journal      shards finished since manifest.json was last written whole
+    OUT/README.md                  the Hugging Face dataset card, rendered from the manifest by finalize()
     OUT/data/part-00000.parquet    accepted rows
     OUT/rejects/part-00000.parquet rejected rows with raw LLM text and a reason
     OUT/<sidecar>/part-00000.parquet  per-row results of a quality stage, keyed by id
@@ -26,6 +27,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
+from datagen.dataset.card import CARD, is_replaceable, write_card
 from datagen.dataset.manifest import (
     JOURNAL,
     MANIFEST,
@@ -101,12 +103,15 @@ class DatasetWriter:
 
     def clear(self) -> None:
         """Delete the dataset in ``OUT`` for ``--overwrite``: the shards, every sidecar of parts computed from them
-        (scores, judge, ...), the manifest and its journal. Human audit labels (no parts) are left alone."""
+        (scores, judge, ...), the manifest, its journal and datagen's card. Human audit labels (no parts) and a
+        README.md the user wrote are left alone."""
         for folder in [self.out / kind for kind in SHARD_KINDS] + sorted(self.out.iterdir() if self.out.is_dir() else []):
             if folder.is_dir() and not folder.is_symlink() and (folder.name in SHARD_KINDS or any(folder.glob("part-*.parquet"))):
                 shutil.rmtree(folder, ignore_errors=True)
         for name in (MANIFEST, JOURNAL):
             (self.out / name).unlink(missing_ok=True)
+        if is_replaceable(self.out / CARD):
+            (self.out / CARD).unlink(missing_ok=True)
 
     # --- writing shards -----------------------------------------------------------------------------------------
 
@@ -210,7 +215,11 @@ class DatasetWriter:
     # --- the end ------------------------------------------------------------------------------------------------
 
     def finalize(self, *, status: str | None = "complete") -> Counts:
-        """Write the manifest whole (journal compacted into it) and return its counts.
+        """Write the manifest whole (journal compacted into it), then the dataset card, and return the counts.
+
+        The card (``OUT/README.md``, see ``datagen.dataset.card``) is a view of the manifest, written last: a
+        stop before it leaves a consistent directory, and the next stage or rerun writes it. A README.md the
+        user wrote is left alone.
 
         Args:
             status: The manifest's new status; None keeps it (a quality stage adding a sidecar).
@@ -222,6 +231,7 @@ class DatasetWriter:
         self._journal.remove()
         self._journaling = False
         self.manifest = manifest
+        write_card(self.out, manifest)
         return manifest.counts
 
     def _require_started(self) -> Manifest:
