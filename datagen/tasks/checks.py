@@ -215,14 +215,32 @@ def added_content_words(anchor: str, output: str) -> set[str]:
     return content_words(output) - content_words(anchor)
 
 
+# An inserted negation ("did not", "never") excludes what the anchor states as surely as a swapped detail.
+_NEGATIONS = frozenset("not no never n't nobody nothing none neither nor cannot".split())
+_AUXILIARIES = frozenset("do does did is are was were has have had can could will would".split())
+
+
 def is_one_substitution(anchor: str, output: str, *, max_span: int = 4) -> bool:
-    """Whether ``output`` is ``anchor`` with exactly one span of at most ``max_span`` words replaced."""
-    edits = [op for op in SequenceMatcher(None, normalise(anchor).split(), normalise(output).split(),
-                                          autojunk=False).get_opcodes() if op[0] != "equal"]
-    if len(edits) != 1 or edits[0][0] != "replace":
+    """Whether ``output`` is ``anchor`` with exactly one change that excludes it, and maybe some words deleted.
+
+    The one change is a span of at most ``max_span`` words replaced by another of at most ``max_span`` that brings
+    a content word the anchor lacks, or an inserted negation (a negation word, with an auxiliary if needed). Deleted words are allowed beside it: small
+    models drop a redundant name or adverb while they swap a detail, and a deletion never makes the two
+    sentences compatible again. Two changes are refused: each one may keep the sentences compatible.
+    """
+    words = normalise(output).split()
+    edits = [op for op in SequenceMatcher(None, normalise(anchor).split(), words, autojunk=False).get_opcodes()
+             if op[0] not in ("equal", "delete")]
+    if len(edits) != 1:
         return False
-    _, a_start, a_end, b_start, b_end = edits[0]
-    return a_end - a_start <= max_span and b_end - b_start <= max_span
+    kind, a_start, a_end, b_start, b_end = edits[0]
+    new = set(words[b_start:b_end])
+    if kind == "insert":
+        return bool(new & _NEGATIONS) and new <= _NEGATIONS | _AUXILIARIES
+    # A replacement must bring a detail the anchor lacks (or a negation): "most wins and most" -> "the most"
+    # is a deletion in disguise, and leaves the sentences compatible.
+    brings_something = bool(new & _NEGATIONS) or bool(content_words(" ".join(new)) - content_words(anchor))
+    return a_end - a_start <= max_span and b_end - b_start <= max_span and brings_something
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:

@@ -97,8 +97,15 @@ def test_edit_checks_hold_outputs_to_the_strategy_that_made_them():
     assert added_content_words(anchor, "A woman is reading a novel.") == {"novel"}
     assert is_one_substitution(anchor, "A young woman in a green dress is sleeping under an old oak tree.")
     assert not is_one_substitution(anchor, anchor)  # nothing replaced
-    assert not is_one_substitution(anchor, "A young woman in a green dress is not reading a book under an old oak tree.")
     assert not is_one_substitution(anchor, "A young man in a red dress is reading a book under an old oak tree.")
+    # a negation excludes the anchor as surely as a swapped detail; a deletion beside the one change is allowed
+    assert is_one_substitution(anchor, "A young woman in a green dress is not reading a book under an old oak tree.")
+    assert is_one_substitution(anchor, "A woman is sleeping under an old oak tree.")
+    assert not is_one_substitution(anchor, "A woman is reading a book.")  # deletions only: still compatible
+    assert not is_one_substitution(anchor, "A young woman in a green dress is reading a nice book under an old oak tree.")
+    # a "replacement" that brings nothing new is a deletion in disguise
+    assert not is_one_substitution("Top drivers with most wins and most starts.", "Top drivers with the most starts.")
+    assert is_one_substitution("He reported the case.", "He did not report the case.")
     settings = ValidationConfig(deletion_outputs=("entailment",), substitution_outputs=("contradiction",))
     row = {"anchor": anchor, "entailment": "A woman is reading a book.",
            "contradiction": "A young woman in a green dress is sleeping under an old oak tree."}
