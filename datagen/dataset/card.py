@@ -189,7 +189,8 @@ def _made(manifest: Manifest) -> list[list[str]]:
         ("templates sha256 (all)", _code(manifest.template_sha)),
         ("sampling", _inline(config.get("sampling"))),
         ("validation", _inline(config.get("validation"))),
-        ("seeds", _code(seeds.get("path"))),
+        # the file's name only: a card is written to be published, and a local path says nothing to its readers
+        ("seed file", _code(Path(seeds["path"]).name if seeds.get("path") else None)),
         ("seeds sha256", _code(seeds.get("sha256"))),
         ("seed count", _num(seeds.get("count"))),
         ("run fingerprint", _code(manifest.fingerprint)),
