@@ -202,7 +202,7 @@ class Record(BaseModel):
 # Function words a deletion may keep or drop without changing what is claimed.
 _FUNCTION_WORDS = frozenset(
     "a an the is are was were be been being am of in on at to for from by with and or but as that this these "
-    "those it its their his her he she they we you i there here some".split()
+    "those it its their his her he she they we you i there here some has have had do does did".split()
 )
 
 
