@@ -1,12 +1,15 @@
-"""Where the CLI talks to people: stderr, and one red line per user error."""
+"""Where the CLI talks to people: stderr, one red line per user error, one yellow line per datagen warning."""
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, NoReturn, ParamSpec, TypeVar
+import logging
+from contextlib import contextmanager
+from typing import Callable, Iterator, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from datagen.errors import DatagenError
 
@@ -37,3 +40,32 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(error)
 
     return run
+
+
+class ConsoleWarnings(logging.Handler):
+    """Prints the library's warnings (logger ``datagen``: a prompt vLLM refused, a KV cache too small for a
+    shard, ...) as yellow lines on the console, which stays on the terminal while engine output goes to a log."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+        except Exception:  # logging's contract: a handler never raises into the code that logged
+            self.handleError(record)
+
+
+@contextmanager
+def datagen_warnings_on_console() -> Iterator[None]:
+    """Within the block, warnings logged under ``datagen`` reach the console (and nowhere else)."""
+    logger = logging.getLogger("datagen")
+    handler = ConsoleWarnings()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False  # else Python's last-resort handler prints them again, to the captured stderr
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate

@@ -12,12 +12,16 @@ from typing import Optional
 
 import typer
 
-from datagen.cli.console import user_errors
+from datagen.cli.console import console, user_errors
 from datagen.cli.flags import overrides
+from datagen.cli.session import ModelSession
 from datagen.config import packaged
+from datagen.engine_logs import LOG_DIR, engine_log_path
 from datagen.errors import ConfigError
 
 PIPELINES = packaged("pipelines")
+RUN_CONFIG = "train_config.json"  # what marks a `datagen train` run dir (datagen.train.loop.CONFIG_FILE)
+VERBOSE_HELP = "Show the libraries' own output (torch, transformers) live instead of writing it to a log."
 
 
 def _parse_margins(text: str | None) -> tuple[float | None, float | None]:
@@ -58,25 +62,34 @@ def train_command(
     dev_limit: Optional[int] = typer.Option(None, "--dev-limit", help="Cap dev pairs per evaluation (smoke tests)."),
     config: Optional[Path] = typer.Option(None, help="YAML; default pipelines/train_<objective>.yaml."),
     quiet: bool = typer.Option(False, help="No progress bar."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP + " (default: OUT/logs/engine.log)"),
 ) -> None:
     """Train a sentence encoder on generated shards (InfoNCE + hierarchical triplet loss)."""
+    # The step bar is datagen's own: it stays on the terminal while what the libraries print goes to the log.
+    with ModelSession(engine_log_path(out), verbose=verbose, capture_now=out.is_dir() or not out.exists(),
+                      python_stderr_to_terminal=True) as session:
+        result = _train(session, out, quiet, config, objective, margins, {
+            "data": data or (), "plain": plain,
+            "objective": objective, "encoder": encoder, "pooler": pooler, "batch_size": batch_size, "lr": lr,
+            "max_len": max_len, "epochs": epochs, "steps": steps, "eval_every": eval_every,
+            "temperature": temp, "beta": beta, "seed": seed, "plain_limit": plain_limit, "dev_limit": dev_limit,
+        })
+    best = f"{result.best_stsb:.2f} at step {result.best_step}" if result.best_step else "none"
+    typer.echo(f"{out}: {result.steps} steps, {result.steps_per_second:.2f} steps/s, best STS-B dev {best}")
+
+
+def _train(session: ModelSession, out: Path, quiet: bool, config: Optional[Path], objective: Optional[str],
+           margins: Optional[str], flags: dict):
     from datagen.train.loop import load_train_config, train
 
     margin1, margin2 = _parse_margins(margins)
     default = PIPELINES / f"train_{objective or 'sts'}.yaml"
-    cfg = load_train_config(
-        config or (default if default.is_file() else None),
-        overrides({
-            "data": data or (), "plain": plain,
-            "objective": objective, "encoder": encoder, "pooler": pooler, "batch_size": batch_size, "lr": lr,
-            "max_len": max_len, "epochs": epochs, "steps": steps, "eval_every": eval_every,
-            "temperature": temp, "margin1": margin1, "margin2": margin2, "beta": beta, "seed": seed,
-            "plain_limit": plain_limit, "dev_limit": dev_limit,
-        }),
-    )
-    result = train(cfg, out, progress=not quiet)
-    best = f"{result.best_stsb:.2f} at step {result.best_step}" if result.best_step else "none"
-    typer.echo(f"{out}: {result.steps} steps, {result.steps_per_second:.2f} steps/s, best STS-B dev {best}")
+    cfg = load_train_config(config or (default if default.is_file() else None),
+                            overrides({**flags, "margin1": margin1, "margin2": margin2}))
+    if not quiet:
+        where = f" (engine log: {session.log_path})" if session.capturing else ""
+        console.print(f"loading {cfg.encoder} and the data, then training…{where}", highlight=False, soft_wrap=True)
+    return train(cfg, out, progress=not quiet)
 
 
 @user_errors
@@ -87,13 +100,27 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print {\"STS12\": ..., \"Avg\": ...}."),
     save: Optional[Path] = typer.Option(None, "--save", help="Also write the JSON here (dir: sts_results.json)."),
     batch_size: int = typer.Option(128, "--batch-size"),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP + " (default: RUN_DIR/logs/engine.log for a "
+                                 "datagen train run dir, else $DATAGEN_HOME/logs/eval.log)"),
 ) -> None:
     """STS12-16 ('all'), STS-B test, SICK-R test: Spearman x100 of cosine scores, and their average."""
-    from datagen.evaluate.sts import TASKS, evaluate_path, format_table
+    with ModelSession(_eval_log_path(model), verbose=verbose, capture_now=True) as session:
+        from datagen.evaluate.sts import TASKS, evaluate_path, format_table
 
-    results = evaluate_path(model, tasks=_parse_tasks(tasks) or TASKS, data_dir=data_dir,
-                            batch_size=batch_size, save_to=save)
+        chosen = _parse_tasks(tasks) or TASKS
+        with session.display.loading(f"evaluating {model} on {', '.join(chosen)}…"):
+            results = evaluate_path(model, tasks=chosen, data_dir=data_dir, batch_size=batch_size, save_to=save)
     typer.echo(json.dumps(results) if as_json else format_table(results))
+
+
+def _eval_log_path(model: str) -> Path:
+    """A ``datagen train`` run dir keeps its own log; any other model (a registry name, a hub folder that may be
+    read-only or shared) logs under datagen's home."""
+    if (Path(model) / RUN_CONFIG).is_file():
+        return engine_log_path(model)
+    from datagen.models import data_home
+
+    return data_home() / LOG_DIR / "eval.log"
 
 
 @user_errors

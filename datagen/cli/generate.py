@@ -7,15 +7,17 @@ help and default config with no edit here. Each turns its flags into a ``Generat
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from datagen.cli.console import console, user_errors
 from datagen.cli.flags import overrides
+from datagen.cli.progress import generation_details, interrupted_line
+from datagen.cli.session import ModelSession
+from datagen.engine_logs import engine_log_path
+from datagen.generation.status import RunStatus
 from datagen.tasks import TaskSpec, all_tasks
 
 
@@ -52,23 +54,17 @@ def generate_command(spec: TaskSpec) -> Callable[..., None]:
         address: Optional[str] = typer.Option(None, help="ray engine: cluster to join (auto or ray://HOST:10001); default: a local instance."),
         replicas: Optional[int] = typer.Option(None, help="ray engine: vLLM replicas (one per GPU or per tensor-parallel group)."),
         overwrite: bool = typer.Option(False, help="Replace an existing run with a different config in --out."),
+        verbose: bool = typer.Option(False, "--verbose", help="Show the engine's own output (vLLM, Ray, torch) live instead of writing it to OUT/logs/engine.log."),
     ) -> None:
-        from datagen.config import load_config
-        from datagen.generation.run import generate
-
-        cfg = load_config(
-            config or spec.default_config(),
-            overrides({
+        with ModelSession(engine_log_path(out), verbose=verbose) as session:
+            summary = _run(session, seeds, out, overwrite, config or spec.default_config(), {
                 "task": spec.name, "limit": limit, "model": model, "engine": engine, "mode": mode,
                 "shard_rows": shard_rows, "sampling.seed": seed, "sampling.temperature": temperature,
                 "sampling.max_tokens": max_tokens, "sampling.n": samples,
                 "templates_dir": templates, "prompt_variant": prompt_variant, "seed_column": column,
                 "openai.base_url": base_url, "openai.concurrency": concurrency,
                 "ray.address": address, "ray.replicas": replicas,
-            }),
-        )
-        with _progress() as (progress, update):
-            summary = generate(cfg, seeds, out, overwrite=overwrite, on_progress=update)
+            })
         _print_summary(summary)
 
     command.__name__ = spec.name
@@ -76,36 +72,39 @@ def generate_command(spec: TaskSpec) -> Callable[..., None]:
     return command
 
 
-class _progress:
-    """A rich progress bar showing seeds done, rows/s and tokens/s; silent when not a terminal."""
+def _run(session: ModelSession, seeds: Path, out: Path, overwrite: bool, config: Path | None, flags: dict):
+    """Flags -> config -> ``generate``, drawing its progress on the session's display."""
+    from datagen.config import load_config
+    from datagen.generation.run import generate
 
-    def __enter__(self):
-        self._bar = Progress(
-            TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-            disable=not sys.stderr.isatty(),
-        )
-        self._bar.__enter__()
-        self._task = self._bar.add_task("seeds", total=None, rate="")
-        return self._bar, self._update
+    view = _GenerationView(session)
+    cfg = load_config(config, overrides(flags))
+    return generate(cfg, seeds, out, overwrite=overwrite, engine_factory=session.engine_factory(),
+                    on_status=view.update)
 
-    def _update(self, done: int, total: int, tokens: int) -> None:
-        elapsed = max(self._bar.tasks[0].elapsed or 1e-9, 1e-9)
-        rate = f"{done / elapsed:.2f} seeds/s  {tokens / elapsed:.1f} tok/s"
-        self._bar.update(self._task, completed=done, total=total, rate=rate)
 
-    def __exit__(self, *exc):
-        return self._bar.__exit__(*exc)
+class _GenerationView:
+    """Draws each ``RunStatus`` and remembers the last one, for the line an interrupted run prints."""
+
+    def __init__(self, session: ModelSession) -> None:
+        self.display = session.display
+        self.last: RunStatus | None = None
+        session.on_interrupt(lambda: interrupted_line(self.last))
+
+    def update(self, status: RunStatus) -> None:
+        self.last = status
+        self.display.update(status.seeds_done, status.seeds_total, title="generating", unit="seeds",
+                            details=generation_details(status))
 
 
 def _print_summary(summary) -> None:
+    """One line per run, whatever the terminal width (logs get grepped), then what a resume kept or dropped."""
     if summary.already_complete:
-        console.print(f"{summary.out}: already complete ({summary.rows} rows, {summary.rejects} rejects); nothing to do",
-                      soft_wrap=True)  # one line per run, whatever the terminal width: logs get grepped
-        return
-    reasons = ", ".join(f"{k} {v}" for k, v in summary.reject_reasons.items()) or "none"
-    console.print(
-        f"{summary.out}: {summary.rows} rows, {summary.rejects} rejects ({reasons}); "
-        f"{summary.shards_written} shards written, {summary.shards_skipped} resumed; {summary.seconds:.1f} s",
-        soft_wrap=True,
-    )
+        line = f"{summary.out}: already complete ({summary.rows} rows, {summary.rejects} rejects); nothing to do"
+    else:
+        reasons = ", ".join(f"{k} {v}" for k, v in summary.reject_reasons.items()) or "none"
+        line = (f"{summary.out}: {summary.rows} rows, {summary.rejects} rejects ({reasons}); "
+                f"{summary.shards_written} shards written, {summary.shards_skipped} resumed; {summary.seconds:.1f} s")
+    console.print(line, soft_wrap=True)
+    if summary.resume_note:
+        console.print(summary.resume_note, soft_wrap=True, highlight=False)

@@ -14,6 +14,10 @@ import typer
 
 from datagen.cli.console import console, user_errors
 from datagen.cli.flags import generation_commands
+from datagen.cli.session import ModelSession
+from datagen.engine_logs import engine_log_path
+
+VERBOSE_HELP = "Show the libraries' own output (vLLM, torch, transformers) live instead of writing it to OUT/logs/engine.log."
 
 
 @user_errors
@@ -23,11 +27,17 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="Print the dataset summary as JSON."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also draw PNGs (margins, rejects, overlap) here."),
     data_dir: Optional[Path] = typer.Option(None, help="SentEval folder for STS-B dev (default $DATAGEN_DATA)."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Score rows (tier cosines, margins, overlap) into OUT/scores/ and summarise the dataset."""
-    from datagen.quality.score import score_dataset
+    from datagen.dataset.manifest import MANIFEST
 
-    summary = score_dataset(out, encoder=encoder, data_dir=data_dir)
+    # A folder that holds no dataset gets no log folder: the library refuses it in one line.
+    with ModelSession(engine_log_path(out), verbose=verbose, capture_now=(out / MANIFEST).is_file()) as session:
+        from datagen.quality.score import score_dataset
+
+        with session.display.loading(f"scoring {out} with {encoder}…"):
+            summary = score_dataset(out, encoder=encoder, data_dir=data_dir)
     plots = []
     if report is not None:
         from datagen.quality.plots import plot_scores
@@ -72,15 +82,37 @@ def judge_command(
     templates: Optional[Path] = typer.Option(None, help="Directory of your own templates (judge questions in judge/, checks in <task>/judge.jinja)."),
     base_url: Optional[str] = typer.Option(None, help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already imported into --out."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Ask an LLM judge whether each row's labels are right; writes OUT/judge/ and the manifest's judge section."""
-    from datagen.config import OpenAIConfig
-    from datagen.quality.judge import JudgeConfig, judge_input, judge_summary_line
+    with ModelSession(engine_log_path(out or dataset), verbose=verbose) as session:
+        from datagen.config import OpenAIConfig
+        from datagen.quality.judge import JudgeConfig, judge_input, judge_summary_line
 
-    openai = OpenAIConfig(**({"base_url": base_url} if base_url else {}))
-    config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None, openai=openai)
-    summary = judge_input(dataset, config, task=task, out=out, overwrite=overwrite)
+        openai = OpenAIConfig(**({"base_url": base_url} if base_url else {}))
+        config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None, openai=openai)
+        summary = judge_input(dataset, config, task=task, out=out, overwrite=overwrite,
+                              engine_factory=session.engine_factory(), on_progress=_JudgeView(session).update)
     console.print(judge_summary_line(summary), soft_wrap=True)
+
+
+class _JudgeView:
+    """Shards judged of the total, with shards/s and an ETA; the last count is what an interrupted run reports."""
+
+    def __init__(self, session: ModelSession) -> None:
+        self.display = session.display
+        self.done: tuple[int, int] | None = None
+        session.on_interrupt(self.interrupted_line)
+
+    def update(self, done: int, total: int) -> None:
+        self.done = (done, total)
+        self.display.update(done, total, title="judging", unit="shards",
+                            details=lambda seconds, baseline: f"{(done - baseline) / seconds:.2f} shards/s")
+
+    def interrupted_line(self) -> str:
+        if self.done is None:
+            return "interrupted before any shard was judged; run the same command to resume"
+        return f"interrupted: {self.done[0]} of {self.done[1]} shards judged; run the same command to resume"
 
 
 def _print_summary(s: dict) -> None:

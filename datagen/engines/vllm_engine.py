@@ -12,6 +12,7 @@ Capabilities: ``StreamingEngine`` (``generate_batches``) and ``LogprobsEngine`` 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from typing import Iterable, Iterator, Sequence
 
@@ -28,6 +29,14 @@ from datagen.engines.base import (
 )
 from datagen.errors import EngineError
 
+logger = logging.getLogger(__name__)  # warnings about the results; the CLI prints them while vLLM's own lines go to a log
+
+# vLLM gives its processes 5 s to exit, then kills them, leaving their shared memory behind (the
+# resource_tracker's "leaked shared_memory" warning). On 2 busy cores a clean exit took 5-8 s (measured), so
+# they get longer; the bound still ends a hung shutdown.
+SHUTDOWN_TIMEOUT_S = 30
+SHUTDOWN_ENV = {"VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS": "20"}  # read by EngineCore, for its workers
+
 
 class VLLMEngine:
     """Generate with an in-process ``vllm.LLM``.
@@ -43,11 +52,15 @@ class VLLMEngine:
 
     def __init__(self, model, *, sampling: SamplingConfig, settings: VLLMConfig) -> None:
         os.environ.update(cpu_engine_env(settings))  # read when the engine process starts
+        for name, value in SHUTDOWN_ENV.items():
+            os.environ.setdefault(name, value)
         self.model_name = model.name
         self._sampling = sampling
         self._on_cpu = _is_cpu_platform()
         self.overlap_shards = settings.overlap_shards  # read per batch; may be changed between calls
         self._request_ids = itertools.count()
+        self._max_model_len = settings.max_model_len
+        self._warned: set[str] = set()  # each kind of warning once per engine, not once per seed
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -68,6 +81,7 @@ class VLLMEngine:
                 f"vLLM could not start model {model.path}: {exc}; lower --kv-cache-gib or free memory"
             ) from exc
         self._tokenizer = self._llm.get_tokenizer()
+        self._kv_cache_tokens = _kv_cache_tokens(self._llm)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """Complete one batch of requests.
@@ -143,12 +157,15 @@ class VLLMEngine:
                         break
                     position, requests = pulled
                     batch = running[position] = _RunningBatch(list(requests))
+                    kv_tokens = 0
                     for index, request in enumerate(batch.requests):
-                        request_id, refusal = self._add(request, params(request))
+                        request_id, refusal, tokens = self._add(request, params(request))
+                        kv_tokens += tokens
                         if refusal is None:
                             owner[request_id] = (position, index)
                         else:
                             batch.answer(index, refuse(request, refusal))
+                    self._check_kv_room(len(batch.requests), kv_tokens)
                     previous_size = len(requests) or previous_size
                 yield from _take_finished(running)
                 if exhausted and not running:
@@ -165,8 +182,16 @@ class VLLMEngine:
                 engine.abort_request(list(owner))
 
     def close(self) -> None:
-        # Dropping the reference lets vLLM shut its worker processes down.
-        self._llm = None
+        """Shut vLLM's processes down now, not whenever the garbage collector gets to them: their last lines
+        land in the engine log while it is still captured, and a run stopped by Ctrl-C leaves no process
+        and no shared memory behind."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+        except Exception:  # an engine that already died has nothing left to shut down
+            pass
 
     def _has_room(self, engine, previous_size: int) -> bool:
         """Whether to queue another batch now (see ``generate_batches``)."""
@@ -175,12 +200,13 @@ class VLLMEngine:
             return True
         return self.overlap_shards and unfinished < previous_size
 
-    def _add(self, request: GenerationRequest, params) -> tuple[str, str | None]:
+    def _add(self, request: GenerationRequest, params) -> tuple[str, str | None, int]:
         """Queue one request under a fresh engine id; the prompt is tokenised exactly as ``LLM.chat`` would.
 
         Returns:
-            The engine id, and why vLLM refused the request (None if queued), e.g. a prompt longer than
-            ``max_model_len``: that seed becomes an ``engine_error`` reject instead of stopping the run.
+            The engine id; why vLLM refused the request (None if queued), e.g. a prompt longer than
+            ``max_model_len``: that seed becomes an ``engine_error`` reject instead of stopping the run;
+            and the most KV-cache tokens the request can take (prompt + ``max_tokens``, per sample).
         """
         from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
@@ -193,8 +219,25 @@ class VLLMEngine:
             self._llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(token_ids)), params)
         except (VLLMClientError, ValueError) as exc:  # vLLM's input validation; the engine itself is fine
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return request_id, f"vLLM refused the request: {first_line}"
-        return request_id, None
+            self._warn_once("refused", f"vLLM refused a prompt ({first_line}); such seeds become engine_error "
+                                       f"rejects (counted in the summary): raise vllm.max_model_len "
+                                       f"(now {self._max_model_len}) or shorten the seeds")
+            return request_id, f"vLLM refused the request: {first_line}", 0
+        return request_id, None, (len(token_ids) + (params.max_tokens or 0)) * (params.n or 1)
+
+    def _check_kv_room(self, requests: int, kv_tokens: int) -> None:
+        """Warn when a batch cannot sit in the KV cache at once: vLLM then runs it in turns and recomputes
+        what it evicts, so shards take longer (the upper bound ignores the prefix shared through the cache)."""
+        if self._kv_cache_tokens and kv_tokens > self._kv_cache_tokens:
+            self._warn_once("kv", f"a shard's {requests} requests need up to {kv_tokens:,} KV-cache tokens and the "
+                                  f"cache holds {self._kv_cache_tokens:,}: vLLM runs them in turns, so shards take "
+                                  "longer; raise vllm.kv_cache_gib (CPU) or vllm.gpu_memory_utilization (GPU), "
+                                  "or lower shard_rows")
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message)
 
     def _step(self, engine) -> list:
         try:
@@ -262,6 +305,16 @@ def cpu_engine_env(settings: VLLMConfig) -> dict[str, str]:
         "VLLM_CPU_NUM_OF_RESERVED_CPU": str(settings.cpu_reserved_cores),
     }
     return {name: os.environ.get(name, value) for name, value in wanted.items()}
+
+
+def _kv_cache_tokens(llm) -> int:
+    """Tokens the engine's KV cache holds (blocks x block size), as the engine reported them; 0 if unknown
+    (another vLLM version keeps them elsewhere: the warning it feeds is then skipped, the run goes on)."""
+    try:
+        cache = llm.llm_engine.vllm_config.cache_config
+        return (cache.num_gpu_blocks or 0) * (cache.block_size or 0)
+    except AttributeError:
+        return 0
 
 
 def _is_cpu_platform() -> bool:

@@ -34,6 +34,7 @@ from datagen.dataset.seeds import Seed, iter_seeds
 from datagen.dataset.manifest import Manifest, ShardEntry
 from datagen.dataset.writer import DatasetWriter
 from datagen.tasks import get_task
+from datagen.generation.status import RunStatus, status_reporter
 from datagen.generation.rows import RunContext, SeenOutputs, ShardResult, validate_seed, reject_unusable_seed, text_digest
 
 EngineFactory = Callable[[GenerateConfig, object], Engine]
@@ -96,6 +97,7 @@ def generate(
     overwrite: bool = False,
     engine_factory: EngineFactory | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
+    on_status: Callable[[RunStatus], None] | None = None,
 ) -> RunSummary:
     """Generate a dataset into ``out``, resuming whatever an earlier run left.
 
@@ -106,6 +108,8 @@ def generate(
         overwrite: Delete an existing run with a different config instead of refusing.
         engine_factory: Builds the engine; defaults to the engine registry's ``build_engine`` (tests inject fakes).
         on_progress: Called after each chunk with (seeds done, seeds total, completion tokens).
+        on_status: Called with a ``RunStatus`` (shards, seeds, rows, rejects) once the plan is known, before
+            the engine starts, and after each chunk: what a progress display shows.
 
     Returns:
         Counts of rows and rejects, shards written and skipped, elapsed seconds.
@@ -130,9 +134,10 @@ def generate(
         summary.resume_note = plan.note()
         writer.begin(manifest, keep=plan.keep)
         if pending:
+            progress = status_reporter(writer, len(pending), total, on_progress, on_status)
             engine = (engine_factory or _default_engine_factory)(config, model)
             try:
-                _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, on_progress)
+                _generate_chunks(writer, pending, engine, templates, config, scan, total, summary, progress)
             finally:
                 engine.close()
         counts = writer.finalize()

@@ -30,9 +30,9 @@ def test_a_new_task_gets_its_command_without_a_cli_edit(monkeypatch):
 def test_flags_reach_the_config_and_the_default_yaml_is_the_tasks(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_generate(config, seeds, out, *, overwrite, on_progress):
+    def fake_generate(config, seeds, out, *, overwrite, **callbacks):
         seen.update(config=config, seeds=seeds, out=out, overwrite=overwrite)
-        return SimpleNamespace(already_complete=True, out=out, rows=0, rejects=0)
+        return SimpleNamespace(already_complete=True, out=out, rows=0, rejects=0, resume_note="")
 
     monkeypatch.setattr("datagen.generation.run.generate", fake_generate)
     result = CliRunner().invoke(app, [
