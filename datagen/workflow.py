@@ -95,8 +95,19 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
     return parse_pipeline(data)
 
 
-def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def _generate(step: GenerateStep):
+    from datagen.generation.run import generate
+
+    return generate(step.config, Path(step.seeds), Path(step.out), overwrite=step.overwrite)
+
+
+def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[str], None] = print,
+                 run_generate: Callable[[GenerateStep], Any] | None = None) -> dict[str, Any]:
     """Run the stages in order; each later stage reads what the earlier one wrote.
+
+    Args:
+        run_generate: Runs the generation stage and returns its summary; default: ``generate`` as is (the
+            CLI passes one that keeps vLLM's output in the stage's ``OUT/logs/engine.log``).
 
     Returns:
         ``{"generate": summary | None, "train": TrainResult, "eval": results | None, "rfd": dict | None,
@@ -104,12 +115,8 @@ def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[st
     """
     outcome: dict[str, Any] = {"generate": None, "eval": None, "rfd": None, "report": None}
     if spec.generate is not None:
-        from datagen.generation.run import generate
-
         log(f"generate -> {spec.generate.out}")
-        outcome["generate"] = generate(
-            spec.generate.config, Path(spec.generate.seeds), Path(spec.generate.out), overwrite=spec.generate.overwrite
-        )
+        outcome["generate"] = (run_generate or _generate)(spec.generate)
     run_dir = Path(spec.train.out)
     log(f"train -> {run_dir}")
     outcome["train"] = train(spec.train.config, run_dir, progress=progress)

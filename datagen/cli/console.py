@@ -19,6 +19,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def say(line: str, *, to: Console | None = None) -> None:
+    """Print ``line`` as it is (no markup, no highlighting) on one line whatever the width, so logs can be grepped.
+
+    Args:
+        to: Another console (a test's, a display's); default: datagen's, on stderr.
+    """
+    (console if to is None else to).print(line, highlight=False, soft_wrap=True, markup=False)
+
+
 def fail(error: DatagenError) -> NoReturn:
     """Print a user error as one red line and exit with its code."""
     console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)

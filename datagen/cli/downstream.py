@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
-from datagen.cli.console import console, user_errors
-from datagen.cli.flags import overrides
+from datagen.cli.console import console, say, user_errors
+from datagen.cli.flags import overrides, verbose_help
 from datagen.cli.session import ModelSession
 from datagen.config import packaged
 from datagen.engine_logs import LOG_DIR, engine_log_path
@@ -21,7 +21,6 @@ from datagen.errors import ConfigError
 
 PIPELINES = packaged("pipelines")
 RUN_CONFIG = "train_config.json"  # what marks a `datagen train` run dir (datagen.train.loop.CONFIG_FILE)
-VERBOSE_HELP = "Show the libraries' own output (torch, transformers) live instead of writing it to a log."
 
 
 def _parse_margins(text: str | None) -> tuple[float | None, float | None]:
@@ -62,7 +61,7 @@ def train_command(
     dev_limit: Optional[int] = typer.Option(None, "--dev-limit", help="Cap dev pairs per evaluation (smoke tests)."),
     config: Optional[Path] = typer.Option(None, help="YAML; default pipelines/train_<objective>.yaml."),
     quiet: bool = typer.Option(False, help="No progress bar."),
-    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP + " (default: OUT/logs/engine.log)"),
+    verbose: bool = typer.Option(False, "--verbose", help=verbose_help()),
 ) -> None:
     """Train a sentence encoder on generated shards (InfoNCE + hierarchical triplet loss)."""
     # The step bar is datagen's own: it stays on the terminal while what the libraries print goes to the log.
@@ -100,8 +99,8 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print {\"STS12\": ..., \"Avg\": ...}."),
     save: Optional[Path] = typer.Option(None, "--save", help="Also write the JSON here (dir: sts_results.json)."),
     batch_size: int = typer.Option(128, "--batch-size"),
-    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP + " (default: RUN_DIR/logs/engine.log for a "
-                                 "datagen train run dir, else $DATAGEN_HOME/logs/eval.log)"),
+    verbose: bool = typer.Option(False, "--verbose", help=verbose_help(
+        "RUN_DIR/logs/engine.log for a datagen train run dir, else $DATAGEN_HOME/logs/eval.log")),
 ) -> None:
     """STS12-16 ('all'), STS-B test, SICK-R test: Spearman x100 of cosine scores, and their average."""
     with ModelSession(_eval_log_path(model), verbose=verbose, capture_now=True) as session:
@@ -159,11 +158,22 @@ def run_command(
     """Run one YAML file's stages: generation (its generate: section), train, eval, rfd (and report)."""
     from datagen.workflow import load_pipeline, run_pipeline
 
-    outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=typer.echo)
+    outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=say, run_generate=_generate_stage)
     if outcome["eval"] is not None:
         typer.echo("eval " + json.dumps(outcome["eval"]))
     if outcome["rfd"] is not None:
         typer.echo("rfd " + json.dumps(outcome["rfd"]))
+
+
+def _generate_stage(step):
+    """The pipeline's generation stage as ``datagen <task>`` runs it: loading line, progress, vLLM's output in
+    the stage's ``OUT/logs/engine.log``, a clean stop on Ctrl-C."""
+    from datagen.cli.generate import GenerationView
+    from datagen.generation.run import generate
+
+    with ModelSession(engine_log_path(step.out)) as session:
+        return generate(step.config, Path(step.seeds), Path(step.out), overwrite=step.overwrite,
+                        engine_factory=session.engine_factory(), on_status=GenerationView(session).update)
 
 
 def register(app: typer.Typer) -> None:

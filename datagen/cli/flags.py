@@ -36,4 +36,9 @@ def generation_commands() -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def verbose_help(log: str = "OUT/logs/engine.log") -> str:
+    """The ``--verbose`` help of a command that loads a model and keeps the libraries' output in ``log``."""
+    return f"Show the libraries' own output (vLLM, Ray, torch, transformers) live instead of writing it to {log}."
+
+
 RUN_DIR_HELP = f"Output directory of a generation run ({generation_commands()})."

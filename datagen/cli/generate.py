@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import typer
 
 from datagen.cli.console import console, user_errors
-from datagen.cli.flags import overrides
+from datagen.cli.flags import overrides, verbose_help
 from datagen.cli.progress import generation_details, interrupted_line
 from datagen.cli.session import ModelSession
 from datagen.engine_logs import engine_log_path
@@ -54,7 +54,7 @@ def generate_command(spec: TaskSpec) -> Callable[..., None]:
         address: Optional[str] = typer.Option(None, help="ray engine: cluster to join (auto or ray://HOST:10001); default: a local instance."),
         replicas: Optional[int] = typer.Option(None, help="ray engine: vLLM replicas (one per GPU or per tensor-parallel group)."),
         overwrite: bool = typer.Option(False, help="Replace an existing run with a different config in --out."),
-        verbose: bool = typer.Option(False, "--verbose", help="Show the engine's own output (vLLM, Ray, torch) live instead of writing it to OUT/logs/engine.log."),
+        verbose: bool = typer.Option(False, "--verbose", help=verbose_help()),
     ) -> None:
         with ModelSession(engine_log_path(out), verbose=verbose) as session:
             summary = _run(session, seeds, out, overwrite, config or spec.default_config(), {
@@ -77,13 +77,13 @@ def _run(session: ModelSession, seeds: Path, out: Path, overwrite: bool, config:
     from datagen.config import load_config
     from datagen.generation.run import generate
 
-    view = _GenerationView(session)
+    view = GenerationView(session)
     cfg = load_config(config, overrides(flags))
     return generate(cfg, seeds, out, overwrite=overwrite, engine_factory=session.engine_factory(),
                     on_status=view.update)
 
 
-class _GenerationView:
+class GenerationView:
     """Draws each ``RunStatus`` and remembers the last one, for the line an interrupted run prints."""
 
     def __init__(self, session: ModelSession) -> None:

@@ -12,6 +12,9 @@
   EngineCore waiting for a handshake for minutes), so a stop that arrives while it starts waits until it
   is up, and says so at once. A second one meanwhile stops at once, without cleanup: the engine's
   processes are killed, and the lock is left for the next run to take over (its owner is dead).
+- Cleanup that must run whole (the engine's shutdown, the manifest's last write, the terminal's fds restored)
+  runs ``StopSignals.shielded()``: a signal meanwhile is recorded, not raised, and later ones are ignored; a
+  run whose work was done when it came finishes as it would have.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ class StopSignals:
     """SIGINT and SIGTERM handlers for the length of a ``with`` block (main thread only; elsewhere a no-op)."""
 
     def __init__(self) -> None:
-        self.stopping = False  # a Stopped was raised: the command is cleaning up
+        self.stopping = False  # a stop was acted on (raised, or deferred): the command is cleaning up
         self.pending: int | None = None  # a signal that came while an engine started
+        self.deferred: int | None = None  # a signal that came during shielded cleanup
         self._starting = False
+        self._shielded = False
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -66,11 +71,28 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         if self.stopping:
             return
+        if self._shielded:
+            self.deferred, self.stopping = signum, True  # stopping: later signals cannot cut the cleanup short
+            return
         if self._starting:
             self.pending = self.pending or signum
             return
         self.stopping = True
         raise Stopped(signum)
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Run the block whole: a stop signal meanwhile is recorded in ``deferred``, not raised (nor any after it).
+
+        For cleanup that a ``Stopped`` would cut short, leaving processes, shared memory or redirected fds
+        behind: the engine's ``close()``, the manifest's last write, the session's exit. The command then
+        ends as it would have: a run that had done its work still succeeds.
+        """
+        outer, self._shielded = self._shielded, True
+        try:
+            yield
+        finally:
+            self._shielded = outer
 
     @contextmanager
     def engine_start(self, *, waiting: Callable[[], None], forced: Callable[[], None]) -> Iterator[None]:
@@ -89,18 +111,23 @@ class StopSignals:
             yield
             return
         resource_tracker.ensure_running()  # started later, it would unblock SIGINT again (it ends with SIG_UNBLOCK)
-        watcher = _SignalWatcher(waiting, forced)
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        self._starting = True
+        self._starting = True  # first: from here a signal is recorded, so none can raise before the finally
+        watcher: _SignalWatcher | None = None
+        previous_mask: set | None = None
         try:
+            watcher = _SignalWatcher(waiting, forced)
+            previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             yield
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-            watcher.close()
-            _run_pending_handlers()  # a signal caught meanwhile is recorded now, not raised later elsewhere
+            if previous_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            if watcher is not None:
+                watcher.close()
+                self.pending = self.pending or watcher.first
+            if self.pending is not None:
+                self.stopping = True  # before _starting ends: a handler that runs late for this signal does nothing
             self._starting = False
         if self.pending is not None:
-            self.stopping = True
             raise Stopped(self.pending)
 
 
@@ -116,6 +143,7 @@ class _SignalWatcher:
         os.set_blocking(self._write, False)
         self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self._waiting, self._forced = waiting, forced
+        self.first: int | None = None  # the first stop signal heard, read once the thread has ended
         self._thread = threading.Thread(target=self._watch, name="datagen-signals", daemon=True)
         self._thread.start()
 
@@ -127,6 +155,7 @@ class _SignalWatcher:
                     continue
                 seen += 1
                 if seen == 1:
+                    self.first = signum
                     self._waiting()
                 else:
                     self._forced()
@@ -142,10 +171,6 @@ class _SignalWatcher:
         os.close(self._write)  # the thread reads end-of-file and ends
         self._thread.join(timeout=5)
         os.close(self._read)
-
-
-def _run_pending_handlers() -> None:
-    """Entering a Python function checks for pending signals, so their handlers run here."""
 
 
 __all__ = ["STOP_SIGNALS", "StopSignals", "Stopped", "exit_code_of"]

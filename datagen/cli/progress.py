@@ -1,7 +1,7 @@
 """What the terminal shows while a command loads a model and works: one loading line, then one progress display.
 
 On a terminal both redraw in place (rich): a spinner with the elapsed time while the model loads, then a bar
-with the counts, rates and ETA. Elsewhere (CI, ``| tee``) and with ``--verbose`` (where the engine's own
+with the counts, rates and ETA. Elsewhere (CI, ``2>&1 | tee``) and with ``--verbose`` (where the engine's own
 lines interleave) they are plain lines: the loading line, a ready line, then a progress line after the
 first unit of work and at most every ``plain_every`` seconds after that.
 
@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from datagen.cli.console import say
 from datagen.generation.status import RunStatus
 
 PLAIN_EVERY_S = 10.0  # a CI log gets a line per 10 s at most: enough to see it move, few enough to read
@@ -42,6 +43,7 @@ class ProgressDisplay:
         self.started: float | None = None  # when the work began: the model was ready, or the first update
         self.baseline: int | None = None  # units done when it began (kept from an earlier run)
         self._bar: Progress | None = None
+        self._spinner: Progress | None = None
         self._task = None
         self._last_plain: float | None = None
 
@@ -55,9 +57,11 @@ class ProgressDisplay:
         if self.live:
             spinner = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                                console=self.console, transient=True, redirect_stdout=False, redirect_stderr=False)
+            self._spinner = spinner
             with spinner:
                 spinner.add_task(doing, total=None)
                 yield
+            self._spinner = None
         else:
             self._print(doing)
             yield
@@ -88,10 +92,16 @@ class ProgressDisplay:
         self.started = self.clock()
 
     def close(self) -> None:
-        """Stop redrawing; the last state of the bar stays on the terminal."""
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        """Stop redrawing and show the cursor again; the last state of the bar stays on the terminal.
+
+        Safe from another thread (the forced stop calls it just before ``os._exit``, which runs no cleanup).
+        """
+        for live in (self._spinner, self._bar):
+            if live is not None:
+                live.stop()
+        self._spinner = self._bar = None
+        if self.live:
+            self.console.show_cursor(True)
 
     def _draw(self, done: int, total: int, *, title: str, unit: str, text: str) -> None:
         if self._bar is None:
@@ -105,7 +115,7 @@ class ProgressDisplay:
         self._bar.update(self._task, completed=done, total=total, text=f"· {text}" if text else "")
 
     def _print(self, line: str) -> None:
-        self.console.print(line, highlight=False, soft_wrap=True, markup=False)
+        say(line, to=self.console)
 
 
 def generation_details(status: RunStatus) -> Callable[[float, int], str]:
@@ -150,4 +160,12 @@ def interrupted_line(status: RunStatus | None) -> str:
             "run the same command to resume")
 
 
-__all__ = ["PLAIN_EVERY_S", "ProgressDisplay", "duration", "eta", "generation_details", "interrupted_line"]
+def judge_interrupted_line(done: tuple[int, int] | None) -> str:
+    """What ``datagen judge`` says when Ctrl-C or SIGTERM stopped it, ``done``: (shards judged, shards)."""
+    if done is None:
+        return "interrupted before any shard was judged; run the same command to resume"
+    return f"interrupted: {done[0]} of {done[1]} shards judged; run the same command to resume"
+
+
+__all__ = ["PLAIN_EVERY_S", "ProgressDisplay", "duration", "eta", "generation_details", "interrupted_line",
+           "judge_interrupted_line"]

@@ -13,12 +13,10 @@ from typing import Optional
 import typer
 
 from datagen.cli.console import console, user_errors
-from datagen.cli.flags import generation_commands
+from datagen.cli.flags import generation_commands, verbose_help
+from datagen.cli.progress import judge_interrupted_line
 from datagen.cli.session import ModelSession
 from datagen.engine_logs import engine_log_path
-
-VERBOSE_HELP = "Show the libraries' own output (vLLM, torch, transformers) live instead of writing it to OUT/logs/engine.log."
-
 
 @user_errors
 def score_command(
@@ -27,7 +25,7 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="Print the dataset summary as JSON."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also draw PNGs (margins, rejects, overlap) here."),
     data_dir: Optional[Path] = typer.Option(None, help="SentEval folder for STS-B dev (default $DATAGEN_DATA)."),
-    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
+    verbose: bool = typer.Option(False, "--verbose", help=verbose_help()),
 ) -> None:
     """Score rows (tier cosines, margins, overlap) into OUT/scores/ and summarise the dataset."""
     from datagen.dataset.manifest import MANIFEST
@@ -82,7 +80,7 @@ def judge_command(
     templates: Optional[Path] = typer.Option(None, help="Directory of your own templates (judge questions in judge/, checks in <task>/judge.jinja)."),
     base_url: Optional[str] = typer.Option(None, help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already imported into --out."),
-    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
+    verbose: bool = typer.Option(False, "--verbose", help=verbose_help()),
 ) -> None:
     """Ask an LLM judge whether each row's labels are right; writes OUT/judge/ and the manifest's judge section."""
     with ModelSession(engine_log_path(out or dataset), verbose=verbose) as session:
@@ -102,17 +100,12 @@ class _JudgeView:
     def __init__(self, session: ModelSession) -> None:
         self.display = session.display
         self.done: tuple[int, int] | None = None
-        session.on_interrupt(self.interrupted_line)
+        session.on_interrupt(lambda: judge_interrupted_line(self.done))
 
     def update(self, done: int, total: int) -> None:
         self.done = (done, total)
         self.display.update(done, total, title="judging", unit="shards",
                             details=lambda seconds, baseline: f"{(done - baseline) / seconds:.2f} shards/s")
-
-    def interrupted_line(self) -> str:
-        if self.done is None:
-            return "interrupted before any shard was judged; run the same command to resume"
-        return f"interrupted: {self.done[0]} of {self.done[1]} shards judged; run the same command to resume"
 
 
 def _print_summary(s: dict) -> None:

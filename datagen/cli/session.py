@@ -23,10 +23,11 @@ from typing import Callable
 import typer
 from rich.markup import escape
 
-from datagen.cli.console import console, datagen_warnings_on_console
+from datagen.cli.console import console, datagen_warnings_on_console, say
 from datagen.cli.interrupts import StopSignals, exit_code_of
 from datagen.cli.progress import ProgressDisplay
 from datagen.engine_logs import capture_output, quiet_libraries
+from datagen.engines.base import MAX_TOP_LOGPROBS, Engine, LogprobsEngine, StreamingEngine
 from datagen.errors import StorageError
 
 # How the loading line names an engine that loads the model in this process; others (a server) load nothing here.
@@ -67,11 +68,12 @@ class ModelSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.display.close()
-        captured, self.capturing = self.capturing, False
-        self._stack.close()  # output back on the terminal, console back on stderr, signal handlers restored
+        with self._signals.shielded():  # a Ctrl-C now would leave fds 1 and 2 on the log
+            self.display.close()
+            captured, self.capturing = self.capturing, False
+            self._stack.close()  # output back on the terminal, console back on stderr, signal handlers restored
         if isinstance(exc, KeyboardInterrupt):
-            console.print(self._interrupted(), highlight=False, soft_wrap=True, markup=False)
+            say(self._interrupted())
             raise typer.Exit(exit_code_of(exc)) from None
         if exc is not None and captured and not isinstance(exc, typer.Exit):
             console.print(f"the engine's own output is in {self.log_path}", style="dim", highlight=False, soft_wrap=True)
@@ -101,7 +103,8 @@ class ModelSession:
     def engine_factory(self, build: Callable | None = None) -> Callable:
         """An engine factory (``generate(engine_factory=...)``) that builds through ``build`` (default: the
         engine registry) behind the loading line, with engine output captured and SIGINT kept from the
-        engine's processes. An engine that loads nothing here (a server) is built as is."""
+        engine's processes. An engine that loads nothing here (a server) is built as is. Either way its
+        ``close()`` runs shielded from stop signals (``shield_close``)."""
         from datagen.engines import build_engine, engine_spec
 
         build = build or build_engine
@@ -109,7 +112,7 @@ class ModelSession:
         def factory(config, model):
             if not engine_spec(config.engine).local_model:
                 self.display.start_clock()
-                return build(config, model)
+                return shield_close(build(config, model), self._signals)
             self.capture()
             what = f"{model.name} on {engine_label(config.engine)}"
             note = f"(engine log: {self.log_path})" if self.capturing else ""
@@ -122,7 +125,7 @@ class ModelSession:
                     if engine is not None:
                         engine.close()  # stopped while it started: shut it down now that it can be
                     raise
-            return engine
+            return shield_close(engine, self._signals)
 
         return factory
 
@@ -131,10 +134,61 @@ class ModelSession:
                   "processes behind); Ctrl-C again to stop at once")
 
     def _say_forced(self) -> None:
+        self.display.close()  # os._exit follows: no redraw left running, the cursor shown again
         self._say("stopping at once: the engine's processes are killed; run the same command to resume")
 
     def _say(self, line: str) -> None:
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        say(line)
+
+
+class ShieldedClose:
+    """An engine whose ``close()`` runs whole: a stop signal meanwhile is recorded, not raised (``shielded``).
+
+    ``generate`` and ``judge_dataset`` close the engine in a ``finally``; a ``Stopped`` raised inside vLLM's
+    shutdown would leave its processes and shared memory behind, and turn a finished run into an interrupted
+    one. Build it with ``shield_close``, which keeps exactly the wrapped engine's capabilities (the
+    subclasses below), since stages check them with ``isinstance``.
+    """
+
+    def __init__(self, engine: Engine, signals: StopSignals) -> None:
+        self.engine = engine
+        self._signals = signals
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.model_name
+
+    def generate(self, requests):
+        return self.engine.generate(requests)
+
+    def close(self) -> None:
+        with self._signals.shielded():
+            self.engine.close()
+
+
+class _StreamingShieldedClose(ShieldedClose):
+    def generate_batches(self, batches):
+        return self.engine.generate_batches(batches)
+
+
+class _LogprobsShieldedClose(ShieldedClose):
+    def first_token_logprobs(self, requests, *, top_k: int = MAX_TOP_LOGPROBS):
+        return self.engine.first_token_logprobs(requests, top_k=top_k)
+
+
+class _StreamingLogprobsShieldedClose(_StreamingShieldedClose, _LogprobsShieldedClose):
+    pass
+
+
+def shield_close(engine: Engine, signals: StopSignals) -> ShieldedClose:
+    """``engine`` with its ``close()`` shielded from stop signals, and the same capabilities."""
+    kind = {(False, False): ShieldedClose, (True, False): _StreamingShieldedClose,
+            (False, True): _LogprobsShieldedClose, (True, True): _StreamingLogprobsShieldedClose}
+    return kind[isinstance(engine, StreamingEngine), isinstance(engine, LogprobsEngine)](engine, signals)
 
 
 def engine_label(engine: str) -> str:
@@ -148,4 +202,4 @@ def engine_label(engine: str) -> str:
     return f"{ENGINE_LABELS.get(engine, engine)} ({device})"
 
 
-__all__ = ["ModelSession", "engine_label"]
+__all__ = ["ModelSession", "ShieldedClose", "engine_label", "shield_close"]

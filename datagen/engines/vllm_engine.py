@@ -190,8 +190,8 @@ class VLLMEngine:
             return
         try:
             llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
-        except Exception:  # an engine that already died has nothing left to shut down
-            pass
+        except Exception:  # an engine that already died has nothing left to shut down; the log says why
+            logger.debug("vLLM's shutdown failed", exc_info=True)
 
     def _has_room(self, engine, previous_size: int) -> bool:
         """Whether to queue another batch now (see ``generate_batches``)."""

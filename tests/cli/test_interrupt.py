@@ -12,14 +12,20 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import typer
 
 from datagen.dataset.shards import LOCK, read_rows
-from datagen.cli.interrupts import Stopped, exit_code_of
+from datagen.cli.interrupts import StopSignals, Stopped, exit_code_of
+from datagen.cli.session import ModelSession
+from datagen.engines.base import LogprobsEngine, StreamingEngine
 from tests.cli.conftest import (FAKE_CLI, REAL_SEEDS, REAL_SHARD_ROWS, greedy_nli_args, shards_journaled, start,
                                 wait_for)
 
@@ -113,6 +119,94 @@ def test_a_second_stop_while_the_engine_starts_exits_at_once(tmp_path, seed_file
 def test_a_signal_becomes_stopped_with_the_shells_exit_code():
     assert exit_code_of(Stopped(signal.SIGINT)) == 130 and exit_code_of(Stopped(signal.SIGTERM)) == 143
     assert exit_code_of(KeyboardInterrupt()) == 130
+
+
+# --- in this process: the handlers, the shield, what a session leaves behind ------------------------------------
+
+
+class SlowClose:
+    """An engine whose shutdown is hit by a stop signal halfway (Ctrl-C while vLLM shuts down)."""
+
+    name, model_name = "vllm", "m"
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def generate(self, requests):
+        return []
+
+    def first_token_logprobs(self, requests, *, top_k: int = 20):
+        return []
+
+    def close(self) -> None:
+        self.steps.append("shutdown began")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs during this sleep (it would raise Stopped here)
+        self.steps.append("processes joined")
+
+
+def terminal_state() -> tuple:
+    """The signal handlers, the main thread's signal mask and datagen's watcher thread."""
+    return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+            signal.pthread_sigmask(signal.SIG_BLOCK, set()),
+            [thread.name for thread in threading.enumerate() if thread.name == "datagen-signals"])
+
+
+def wakeup_fd() -> int:
+    previous = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(previous)
+    return previous
+
+
+def test_a_signal_during_the_engines_close_lets_the_close_finish_and_the_run_succeed(tmp_path):
+    engine = SlowClose()
+    with ModelSession(tmp_path / "logs" / "engine.log") as session:
+        built = session.engine_factory(lambda config, model: engine)(SimpleNamespace(engine="vllm"),
+                                                                     SimpleNamespace(name="m"))
+        assert isinstance(built, LogprobsEngine) and not isinstance(built, StreamingEngine)  # its capabilities
+        built.close()  # as generate's finally does: no Stopped, no exit 130
+    assert engine.steps == ["shutdown began", "processes joined"]
+    assert session._signals.deferred == signal.SIGINT
+
+
+def test_a_stop_during_shielded_cleanup_is_recorded_and_later_ones_ignored():
+    with StopSignals() as signals:
+        with signals.shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # the cleanup after the shield (the manifest's last write) runs too
+        time.sleep(0.05)
+    assert signals.deferred == signal.SIGTERM and signals.stopping
+
+
+@pytest.mark.parametrize("raised, exit_code", [(None, None), (RuntimeError("boom"), None), (Stopped(signal.SIGTERM), 143)])
+def test_a_session_restores_handlers_mask_and_wakeup_fd_whatever_its_block_does(tmp_path, raised, exit_code):
+    before = terminal_state(), wakeup_fd()
+
+    def build(config, model):
+        if raised is not None:
+            raise raised
+        return SlowClose()
+
+    expected = typer.Exit if exit_code else type(raised)  # a stop becomes the shell's exit code
+    with pytest.raises(expected) if raised else nullcontext() as error:
+        with ModelSession(tmp_path / "logs" / "engine.log") as session:
+            session.engine_factory(build)(SimpleNamespace(engine="vllm"), SimpleNamespace(name="m"))
+    if exit_code is not None:
+        assert error.value.exit_code == exit_code
+    assert (terminal_state(), wakeup_fd()) == before
+
+
+def test_a_signal_while_the_engine_starts_is_raised_once_it_is_up_and_everything_is_restored():
+    before, heard = terminal_state(), []
+    with pytest.raises(Stopped) as stop:
+        with StopSignals() as signals:
+            with signals.engine_start(waiting=lambda: heard.append("waiting"), forced=lambda: heard.append("forced")):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # not raised here: the engine would be left half-started
+                heard.append("started")
+    assert stop.value.signum == signal.SIGINT and heard == ["waiting", "started"]
+    assert terminal_state() == before
 
 
 def _alive(pid: int, *, within: float = 5.0) -> bool:

@@ -18,13 +18,12 @@ import pytest
 from rich.console import Console
 
 from datagen.cli import generate as generate_cli
-from datagen.cli.console import datagen_warnings_on_console
-from datagen.cli.progress import ProgressDisplay, duration, eta, generation_details, interrupted_line
-from datagen.dataset.manifest import FileEntry, ShardEntry
-from datagen.engine_logs import capture_output
-from datagen.errors import StorageError
+from datagen.cli.console import datagen_warnings_on_console, say
+from datagen.cli.progress import (ProgressDisplay, duration, eta, generation_details, interrupted_line,
+                                  judge_interrupted_line)
 from datagen.generation.status import RunStatus
 from tests.cli.conftest import FAKE_CLI
+from tests.generation.test_status import shard
 from tests.support.fake_cli import ENGINE_LINES, WARNING
 
 
@@ -40,23 +39,6 @@ def plain_display(clock: FakeClock) -> tuple[ProgressDisplay, io.StringIO]:
     stream = io.StringIO()
     console = Console(file=stream, force_terminal=False, width=200)
     return ProgressDisplay(console, live=False, clock=clock), stream
-
-
-def shard(index: int, start: int, stop: int, rows: int, rejects: int) -> ShardEntry:
-    def entry(kind: str, count: int) -> FileEntry:
-        return FileEntry(path=f"{kind}/part-{index:05d}.parquet", rows=count, bytes=1, sha256="0" * 64)
-
-    return ShardEntry(index=index, seed_range=(start, stop), data=entry("data", rows), rejects=entry("rejects", rejects))
-
-
-def test_run_status_counts_the_runs_seeds_only():
-    kept = [shard(0, 0, 4, 3, 1), shard(9, 20, 24, 4, 0)]  # the second lies past --limit 8: an earlier, larger run
-    status = RunStatus.at_start(kept, pending=1, seeds_total=8)
-    assert (status.shards_done, status.shards_total, status.seeds_done, status.rows, status.rejects) == (1, 2, 4, 3, 1)
-    later = status.now([*kept, shard(1, 4, 8, 2, 2)], completion_tokens=50)
-    assert (later.shards_done, later.seeds_done, later.rows, later.rejects) == (2, 8, 5, 3)
-    assert later.reject_rate == pytest.approx(3 / 8) and later.completion_tokens == 50
-    assert RunStatus.at_start([], pending=3, seeds_total=6).reject_rate is None
 
 
 def test_plain_display_prints_loading_ready_and_throttled_progress_lines():
@@ -94,6 +76,15 @@ def test_live_display_draws_on_a_terminal():
     assert "m ready in" in text and "judging" in text and "3/10 shards" in text and "x shards/s" in text
 
 
+def test_closing_the_display_while_it_loads_stops_the_spinner_and_shows_the_cursor():
+    stream = io.StringIO()
+    display = ProgressDisplay(Console(file=stream, force_terminal=True, width=160), live=True)
+    with display.loading("loading m…", ready="m ready"):
+        display.close()  # the forced second Ctrl-C, from the watcher thread, just before os._exit
+        hidden_then_shown = stream.getvalue()
+    assert "\x1b[?25l" in hidden_then_shown and hidden_then_shown.endswith("\x1b[?25h")
+
+
 @pytest.mark.parametrize("seconds, text", [(0, "0 s"), (46.4, "46 s"), (725, "12 min 5 s"), (7380, "2 h 3 min")])
 def test_duration(seconds, text):
     assert duration(seconds) == text
@@ -107,6 +98,15 @@ def test_interrupted_line_says_how_far_the_run_got():
     assert interrupted_line(RunStatus(1, 5, 4, 20, 4, 0)) == (
         "interrupted: 1 of 5 shards kept; run the same command to resume")
     assert "before generation started" in interrupted_line(None)
+    assert judge_interrupted_line((2, 5)) == "interrupted: 2 of 5 shards judged; run the same command to resume"
+    assert "before any shard was judged" in judge_interrupted_line(None)
+
+
+def test_say_prints_a_long_line_as_it_is():
+    stream = io.StringIO()
+    line = "[bold]not markup[/] " + "x" * 200
+    say(line, to=Console(file=stream, width=40))
+    assert stream.getvalue() == line + "\n"
 
 
 def test_summary_line_then_the_resume_note(capsys):
@@ -119,49 +119,10 @@ def test_summary_line_then_the_resume_note(capsys):
                      "o: 7 rows, 1 rejects (empty 1); 2 shards written, 1 resumed; 3.0 s"]
 
 
-def test_capture_sends_this_process_and_its_children_to_the_log(tmp_path, capfd):
-    log = tmp_path / "out" / "logs" / "engine.log"
-    with capture_output(log) as terminal:
-        os.write(1, b"fd-one\n")
-        print("python-stderr", file=sys.__stderr__, flush=True)  # pytest swaps sys.stderr; this one is on fd 2
-        subprocess.run([sys.executable, "-c", "import sys; print('child-stderr', file=sys.stderr)"], check=True)
-        terminal.write("for the person\n")
-    os.write(2, b"after\n")
-    captured = capfd.readouterr()
-    text = log.read_text()
-    assert all(line in text for line in ("fd-one", "python-stderr", "child-stderr"))
-    assert "for the person" not in text and "for the person" in captured.err and "after" in captured.err
-    assert "fd-one" not in captured.out + captured.err
-
-
-def test_capture_never_writes_through_a_symlinked_log_folder(tmp_path):
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "logs").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(StorageError, match="symlink"):
-        with capture_output(tmp_path / "out" / "logs" / "engine.log"):
-            pass
-    assert not any((tmp_path / "elsewhere").iterdir())
-
-
 def test_datagen_warnings_print_as_one_yellow_line(capsys):
     with datagen_warnings_on_console():
         logging.getLogger("datagen.engines.vllm_engine").warning("the KV cache is small [for a shard]")
     assert capsys.readouterr().err.strip() == "warning: the KV cache is small [for a shard]"
-
-
-def test_the_vllm_engine_warns_once_about_what_changes_its_results(caplog):
-    from datagen.engines.vllm_engine import VLLMEngine
-
-    engine = object.__new__(VLLMEngine)  # no vLLM: only the checks that run after each batch is queued
-    engine._warned, engine._kv_cache_tokens = set(), 1000
-    with caplog.at_level(logging.WARNING, logger="datagen"):
-        engine._check_kv_room(requests=8, kv_tokens=900)
-        engine._check_kv_room(requests=16, kv_tokens=1800)
-        engine._check_kv_room(requests=16, kv_tokens=1800)
-    assert [r.getMessage() for r in caplog.records] == [
-        "a shard's 16 requests need up to 1,800 KV-cache tokens and the cache holds 1,000: vLLM runs them in turns, "
-        "so shards take longer; raise vllm.kv_cache_gib (CPU) or vllm.gpu_memory_utilization (GPU), or lower shard_rows"]
 
 
 # --- the CLI with the scripted loud engine ---------------------------------------------------------------------
