@@ -4,8 +4,9 @@ Per model and question template (``prompts/judge/*.jinja``), on data people labe
 
 - SICK test (``../shared/data/raw_original/sick2014``, 4,927 pairs; ``--sick-test N`` draws a seeded sample):
   AUC of entailment-vs-rest (the ``entails`` question's P(yes)) and of contradiction-vs-rest (the
-  ``contradicts`` question's P(yes), and the judge's own combination for NLI contradictions: the smaller of
-  P(contradicts) and 1 - P(entails)), each with a bootstrap 95% interval; accuracy at a threshold picked on
+  ``contradicts`` question's P(yes), and its combination with 1 - P(entails)); and of the three-way ``truth``
+  question (P(true) for entailment, P(false) for contradiction, alone and with 1 - P(entails)), each with a
+  bootstrap 95% interval; accuracy at a threshold picked on
   SICK trial (500 pairs), never on test;
 - STS-B test (``--stsb N`` pairs): Spearman of the ``similarity`` question's expected 0-5 score against gold,
   and of the mean P(yes) of the ``entails`` question asked both ways;
@@ -106,8 +107,14 @@ class Asker:
         return results
 
     def p_yes(self, question: str, pairs: list[dict]) -> np.ndarray:
-        shares = [r.share(["yes"], ["no"]) for r in self.ask(question, pairs)]
-        return np.array([0.5 if s is None else s for s in shares])
+        return self.p_answers(question, pairs)["yes"]
+
+    def p_answers(self, question: str, pairs: list[dict]) -> dict[str, np.ndarray]:
+        """Per answer of ``question`` (its template's ``answers``), its share against the others (0.5 if none read)."""
+        answers = load_question(question).answers
+        results = self.ask(question, pairs)
+        return {a: np.array([0.5 if (s := r.share([a], [o for o in answers if o != a])) is None else s for r in results])
+                for a in answers}
 
     def expected_digit(self, question: str, pairs: list[dict]) -> np.ndarray:
         results = self.ask(question, pairs)
@@ -124,13 +131,18 @@ class Asker:
 def sick_report(asker: Asker, trial: list[dict], test: list[dict]) -> dict:
     report = {}
     for split_name, pairs in (("trial", trial), ("test", test)):
+        truth = asker.p_answers("truth", pairs)
         report[split_name] = {"entails": asker.p_yes("entails", pairs), "contradicts": asker.p_yes("contradicts", pairs),
+                              "true": truth["true"], "false": truth["false"],
                               "labels": np.array([p["label"] for p in pairs])}
     result = {"test_pairs": len(test), "trial_pairs": len(trial)}
     scorers = {
         "entailment_vs_rest/entails": ("ENTAILMENT", lambda s: s["entails"]),
         "contradiction_vs_rest/contradicts": ("CONTRADICTION", lambda s: s["contradicts"]),
-        "contradiction_vs_rest/judge_nli": ("CONTRADICTION", lambda s: np.minimum(s["contradicts"], 1 - s["entails"])),
+        "contradiction_vs_rest/contradicts+not_entails": ("CONTRADICTION", lambda s: np.minimum(s["contradicts"], 1 - s["entails"])),
+        "entailment_vs_rest/truth(true)": ("ENTAILMENT", lambda s: s["true"]),
+        "contradiction_vs_rest/truth(false)": ("CONTRADICTION", lambda s: s["false"]),
+        "contradiction_vs_rest/truth(false)+not_entails": ("CONTRADICTION", lambda s: np.minimum(s["false"], 1 - s["entails"])),
     }
     for name, (label, score) in scorers.items():
         trial_scores, test_scores = score(report["trial"]), score(report["test"])

@@ -34,6 +34,7 @@ from datagen.dataset.manifest import Manifest, ShardEntry, current_section
 from datagen.dataset.shards import file_sha256
 from datagen.dataset.writer import DatasetWriter
 from datagen.engines import GenerationRequest, build_engine, require_logprobs, resolve_engine_model
+from datagen.engines.base import FirstTokenLogprobs
 from datagen.errors import InputError, TemplateError
 from datagen.generation.prompts import call_macro, load_module, sandbox, templates_dir
 from datagen.quality.score import open_scorable
@@ -41,7 +42,7 @@ from datagen.tasks import get_task
 
 JUDGE = "judge"
 JUDGE_FORMAT_VERSION = 1
-ANSWERS = {"yes": ("yes",), "no": ("no",)}
+YES_NO = ("yes", "no")  # the answers of a question template that declares none
 
 
 class JudgeConfig(Frozen):
@@ -63,24 +64,26 @@ class JudgeConfig(Frozen):
 
 @dataclass(frozen=True)
 class JudgeCheck:
-    """One yes/no question about two fields of a row."""
+    """One question about two fields of a row, and the answer a right row gets."""
 
     name: str
     relation: str  # the output field whose label this check tests
     question: str  # template name in prompts/judge/
     premise: str
     hypothesis: str
-    want: str  # "yes" or "no": the answer a right row gets
+    want: str  # one of the question's answers ("yes", "no", "false", ...): the answer a right row gets
 
 
 @dataclass(frozen=True)
 class JudgeQuestion:
-    """A few-shot yes/no question, rendered once up to the pair it asks about (prefix caching)."""
+    """A few-shot question with a closed set of one-word answers (``answers`` in the template; yes/no when it
+    sets none), rendered once up to the pair it asks about (prefix caching)."""
 
     name: str
     prefix: tuple[dict[str, str], ...]
     sha256: str
     _module: object
+    answers: tuple[str, ...] = YES_NO
 
     def render(self, premise: str, hypothesis: str) -> tuple[dict[str, str], ...]:
         text = call_macro(self._module, "user", self.name, premise, hypothesis)
@@ -141,11 +144,16 @@ def load_judge_plan(task: str, directory: str | Path | None = None) -> JudgePlan
         except (KeyError, TypeError) as exc:
             raise TemplateError(f"{root / task / 'judge.jinja'}: a check lacks {exc}; each needs name, relation, "
                                 "question, premise, hypothesis and want") from exc
-        if {check.premise, check.hypothesis, check.relation} - fields or check.want not in ANSWERS:
+        if {check.premise, check.hypothesis, check.relation} - fields:
             raise TemplateError(f"{root / task / 'judge.jinja'}: check '{check.name}' names a field {task} rows do "
-                                f"not have (they have {sorted(fields)}) or a want other than yes/no")
+                                f"not have (they have {sorted(fields)})")
         checks.append(check)
     questions = {name: _load_question(env, root, name) for name in dict.fromkeys(c.question for c in checks)}
+    for check in checks:
+        if check.want not in questions[check.question].answers:
+            raise TemplateError(f"{root / task / 'judge.jinja'}: check '{check.name}' wants '{check.want}', which "
+                                f"question '{check.question}' cannot answer (its answers: "
+                                f"{', '.join(questions[check.question].answers)})")
     digest = fingerprint({"plan": plan_sha, "questions": {n: q.sha256 for n, q in questions.items()}})
     return JudgePlan(task, tuple(checks), questions, digest)
 
@@ -170,7 +178,10 @@ def _load_question(env, root: Path, name: str) -> JudgeQuestion:
     for shot in shots:
         prefix.append({"role": "user", "content": call_macro(module, "user", where, shot["premise"], shot["hypothesis"])})
         prefix.append({"role": "assistant", "content": call_macro(module, "assistant", where, shot)})
-    return JudgeQuestion(name, tuple(prefix), sha, module)
+    answers = getattr(module, "answers", None) or YES_NO
+    if not isinstance(answers, (list, tuple)) or len(answers) < 2 or not all(isinstance(a, str) and a for a in answers):
+        raise TemplateError(f"template {where}: `answers` must list at least two one-word answers")
+    return JudgeQuestion(name, tuple(prefix), sha, module, tuple(a.strip().lower() for a in answers))
 
 
 # --- pure helpers ----------------------------------------------------------------------------------------------
@@ -185,21 +196,26 @@ def judge_requests(plan: JudgePlan, rows: Sequence[dict]) -> list[GenerationRequ
     ]
 
 
+def wanted_share(plan: JudgePlan, check: JudgeCheck, result: FirstTokenLogprobs) -> float | None:
+    """P(the check's wanted answer) against the question's other answers; None when the judge gave none of them."""
+    if result.error:
+        return None
+    others = [answer for answer in plan.questions[check.question].answers if answer != check.want]
+    return result.share([check.want], others)
+
+
 def check_probabilities(plan: JudgePlan, rows: Sequence[dict], answers: dict[str, float | None]) -> dict[str, np.ndarray]:
-    """Per-row columns from the answers (request id -> P(yes), None when neither yes nor no was read).
+    """Per-row columns from the answers (request id -> P(the check's wanted answer), None when none was read).
 
     Returns:
-        ``p_<check>``: the probability the check passes (P(yes), or 1 - P(yes) when "no" is right; NaN when the
-        judge gave neither answer); ``judge_<relation>``: the smallest of its checks; ``judge_min``: the smallest
-        relation. NaN propagates, so an unanswered check never passes a threshold.
+        ``p_<check>``: the probability the check passes (NaN when the judge gave none of the question's answers);
+        ``judge_<relation>``: the smallest of its checks; ``judge_min``: the smallest relation. NaN propagates,
+        so an unanswered check never passes a threshold.
     """
     columns: dict[str, np.ndarray] = {}
     for check in plan.checks:
-        values = []
-        for row in rows:
-            p_yes = answers.get(f"{row['id']}/{check.name}")
-            values.append(math.nan if p_yes is None else (p_yes if check.want == "yes" else 1.0 - p_yes))
-        columns[f"p_{check.name}"] = np.array(values, dtype=np.float64)
+        values = [answers.get(f"{row['id']}/{check.name}") for row in rows]
+        columns[f"p_{check.name}"] = np.array([math.nan if p is None else p for p in values], dtype=np.float64)
     for relation in plan.relations:
         parts = [columns[f"p_{c.name}"] for c in plan.checks if c.relation == relation]
         columns[f"judge_{relation}"] = np.min(np.stack(parts), axis=0) if rows else np.empty(0)
@@ -312,7 +328,8 @@ def _part_is_current(out: Path, shard: ShardEntry, judge_fp: str) -> bool:
 def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engine, top_k: int, judge_fp: str) -> None:
     rows = pq.read_table(writer.out / shard.data.path, columns=["id", "anchor", *get_task(plan.task).fields]).to_pylist()
     results = engine.first_token_logprobs(judge_requests(plan, rows), top_k=top_k)
-    answers = {r.request_id: (None if r.error else r.share(ANSWERS["yes"], ANSWERS["no"])) for r in results}
+    checks = {check.name: check for check in plan.checks}
+    answers = {r.request_id: wanted_share(plan, checks[r.request_id.rsplit("/", 1)[1]], r) for r in results}
     columns = check_probabilities(plan, rows, answers)
     records = [{"id": row["id"]} | {name: float(values[i]) for name, values in columns.items()}
                for i, row in enumerate(rows)]

@@ -17,7 +17,7 @@ import pytest
 from datagen.config import load_config
 from datagen.dataset.imports import import_rows
 from datagen.dataset.shards import read_rows
-from datagen.errors import ConfigError, InputError
+from datagen.errors import ConfigError, InputError, TemplateError
 from datagen.generation.run import generate
 from datagen.quality.filter import FilterSpec, filter_dataset
 from datagen.quality.judge import JUDGE, JudgeConfig, judge_dataset, judge_requests, load_judge_plan
@@ -38,10 +38,11 @@ def nli_p_yes(question: str) -> float | None:
     """Good fake rows pass, except the dogs' entailment; the lighthouse row gets no yes/no answer."""
     if "lighthouse" in question:
         return None
-    entailment_question = question.startswith("Premise:")
     if "Something related" in question:  # the fake entailment
         return 0.2 if "dogs" in question else 0.9
-    return 0.1 if entailment_question else 0.8  # the fake contradiction: not entailed, contradicts
+    if "true, false or unknown" in question:  # the three-way question: P(true) 0.2, so P(false) 0.8
+        return 0.2
+    return 0.1 if question.startswith("Premise:") else 0.8  # the fake contradiction: not entailed, contradicts
 
 
 def make_nli(out: Path, seeds: Path, n: int = 1) -> Path:
@@ -91,7 +92,8 @@ def test_judge_writes_one_part_per_data_shard_keyed_by_id(tmp_path, seed_file):
     assert good["judge_contradiction"] == pytest.approx(min(0.9, 0.8)) and good["judge_min"] == pytest.approx(0.8)
     assert math.isnan(by_id[rows["A girl is painting a picture of a lighthouse."]["id"]]["judge_min"])
     section = json.loads((out / "manifest.json").read_text())["judge"]
-    assert section["rows"] == 10 and section["unanswered_checks"] == 3 and section["model"]["name"] == "qwen2.5-0.5b"
+    assert section["rows"] == 10 and section["unanswered_checks"] == len(plan.checks)  # the lighthouse row's
+    assert section["model"]["name"] == "qwen2.5-0.5b"
     assert section["pass_rates"]["p50"]["judge_min"] == pytest.approx(0.8)
     assert summary.shards_judged == 3 and summary.shards_kept == 0
 
@@ -112,7 +114,7 @@ def test_rerun_keeps_current_parts_and_judges_only_what_is_missing(tmp_path, see
     assert engine.requests == [] and again.shards_kept == 3 and again.shards_judged == 0
     (out / JUDGE / "part-00001.parquet").unlink()
     again, engine = judge(out)
-    assert again.shards_judged == 1 and len(engine.requests) == 4 * 3  # the 4 rows of shard 1, 3 checks each
+    assert again.shards_judged == 1 and len(engine.requests) == 4 * len(load_judge_plan("nli").checks)  # shard 1: 4 rows
 
 
 def test_other_judge_templates_rejudge_everything(tmp_path, seed_file):
@@ -125,7 +127,46 @@ def test_other_judge_templates_rejudge_everything(tmp_path, seed_file):
     (custom / "judge" / "entails.jinja").write_text(
         (custom / "judge" / "entails.jinja").read_text().replace("Answer with one word", "Reply with one word"))
     summary, engine = judge(out, templates_dir=str(custom))
-    assert summary.shards_judged == 3 and len(engine.requests) == 30
+    assert summary.shards_judged == 3 and len(engine.requests) == 10 * len(load_judge_plan("nli").checks)
+
+
+def custom_templates(tmp_path: Path) -> Path:
+    import shutil
+
+    custom = tmp_path / "templates"
+    shutil.copytree(REPO / "datagen" / "prompts", custom)
+    return custom
+
+
+def test_a_three_way_question_scores_the_wanted_answer_against_both_others(tmp_path):
+    from datagen.engines.base import FirstTokenLogprobs, TokenLogprob
+    from datagen.quality.judge import wanted_share
+
+    plan = load_judge_plan("nli")
+    assert plan.questions["truth"].answers == ("true", "false", "unknown")
+    check = next(c for c in plan.checks if c.question == "truth")
+    top = (TokenLogprob("false", math.log(0.5)), TokenLogprob("True", math.log(0.2)), TokenLogprob(" unknown", math.log(0.3)))
+    assert wanted_share(plan, check, FirstTokenLogprobs("x", top)) == pytest.approx(0.5)  # 0.5 / (0.5 + 0.2 + 0.3)
+    assert wanted_share(plan, check, FirstTokenLogprobs("x", (TokenLogprob("maybe", 0.0),))) is None
+    assert wanted_share(plan, check, FirstTokenLogprobs("x", top, error="boom")) is None
+
+
+def test_a_check_wanting_an_answer_its_question_cannot_give_is_refused(tmp_path):
+    custom = custom_templates(tmp_path)
+    plan = custom / "nli" / "judge.jinja"
+    plan.write_text(plan.read_text().replace('"question": "truth", "premise": "anchor", "hypothesis": "contradiction", "want": "false"',
+                                             '"question": "truth", "premise": "anchor", "hypothesis": "contradiction", "want": "yes"'))
+    with pytest.raises(TemplateError, match="wants 'yes', which question 'truth' cannot answer"):
+        load_judge_plan("nli", custom)
+
+
+def test_a_question_with_malformed_answers_is_refused(tmp_path):
+    custom = custom_templates(tmp_path)
+    question = custom / "judge" / "truth.jinja"
+    question.write_text(question.read_text().replace('{%- set answers = ["true", "false", "unknown"] -%}',
+                                                     '{%- set answers = ["true"] -%}'))
+    with pytest.raises(TemplateError, match="`answers` must list at least two"):
+        load_judge_plan("nli", custom)
 
 
 def test_filter_min_judge_drops_rows_with_their_probabilities(tmp_path, seed_file):
@@ -225,6 +266,7 @@ def test_sigkill_mid_judge_then_resume_judges_only_the_rest(tmp_path, seed_file)
     assert 1 <= len(written) < 3 and not list((out / JUDGE).glob("*.tmp"))
     summary, engine = judge(out)
     assert summary.shards_kept == len(written) and summary.shards_judged == 3 - len(written)
-    assert len(engine.requests) == sum(pq.read_metadata(out / "data" / f"part-{i:05d}.parquet").num_rows * 3
+    checks = len(load_judge_plan("nli").checks)
+    assert len(engine.requests) == sum(pq.read_metadata(out / "data" / f"part-{i:05d}.parquet").num_rows * checks
                                        for i in range(3) if f"part-{i:05d}.parquet" not in written)
     assert read_rows(out, JUDGE).column("id").to_pylist() == read_rows(out).column("id").to_pylist()

@@ -58,10 +58,11 @@ class FakeEngine:
 
 
 class FakeJudge:
-    """A logprobs engine answering yes/no questions by ``p_yes(question text)``; records the requests it saw.
+    """A logprobs engine answering judge questions by ``p_yes(question text)``; records the requests it saw.
 
-    ``p_yes`` gets the last user turn (premise and hypothesis) and returns P(yes), or None to answer
-    neither yes nor no.
+    ``p_yes`` gets the last user turn (premise and hypothesis) and returns P(yes), or None to answer none of
+    the question's answers. A three-way question (true / false / unknown) reads it as P(true), with
+    P(false) = 1 - P(true): the hypothesis follows or it does not.
     """
 
     name = "fake-judge"
@@ -83,7 +84,8 @@ class FakeJudge:
         for request in requests:
             p = self.p_yes(request.messages[-1]["content"])
             top = () if p is None else tuple(sorted(
-                (TokenLogprob("yes", math.log(max(p, 1e-9))), TokenLogprob("no", math.log(max(1 - p, 1e-9)))),
+                (TokenLogprob(word, math.log(max(q, 1e-9)))
+                 for word, q in (("yes", p), ("no", 1 - p), ("true", p), ("false", 1 - p))),
                 key=lambda t: -t.logprob))
             results.append(FirstTokenLogprobs(request.request_id, top if p is not None else (TokenLogprob("maybe", 0.0),)))
         return results
