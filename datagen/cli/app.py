@@ -4,10 +4,14 @@ No logic lives here; every command is also a Python API call. Each module of ``d
 group of commands to ``app``:
 
 - ``generate``: one command per registered task (``nli``, ``sts``, ...), from ``datagen.tasks``;
-- ``outputs``: ``inspect``, ``export``;
+- ``outputs``: ``inspect``, ``export``, ``view``;
 - ``models``: ``models list``, ``models prepare``;
-- ``quality``: ``score``, ``filter``;
+- ``quality``: ``score``, ``judge``, ``filter``;
+- ``audit``: ``audit``;
 - ``downstream``: ``train``, ``eval``, ``rfd``, ``report``, ``run``.
+
+``session``, ``progress`` and ``interrupts`` are what every command that loads a model shares: engine logs to
+``OUT/logs/engine.log``, a loading line, one progress display, and a clean stop on Ctrl-C/SIGTERM.
 """
 
 from __future__ import annotations
