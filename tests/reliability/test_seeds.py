@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datagen import models
+from datagen import engines as engines_module
 from datagen.generation import run as pipeline
 from datagen.cli import app
 from datagen.generation.prompts import load_templates, render_requests
@@ -85,7 +86,8 @@ def fake_run(monkeypatch):
         return engines[-1]
 
     monkeypatch.setattr(models, "resolve_model", lambda name: models.ResolvedModel(name, name, "sha"))
-    monkeypatch.setattr(pipeline, "_default_engine_factory", factory)
+    monkeypatch.setattr(pipeline, "_default_engine_factory", factory)  # the library's default
+    monkeypatch.setattr(engines_module, "build_engine", lambda config, model: factory(config, model))  # the CLI's
     return engines
 
 

@@ -58,10 +58,13 @@ def args(out: Path, base_url: str, config: Path | None = None) -> list[str]:
 
 
 def error_line(result) -> str:
-    """The CLI's error output must be exactly one line starting with 'error:'."""
+    """The CLI's error is exactly one line starting with 'error:', the last one; before it stand only datagen's
+    own progress lines (no traceback, nothing from the engine)."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-3000:]
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr[-3000:]
+    assert all(line.startswith(("generating:", "loading ", "warning:")) for line in lines[:-1]), result.stderr[-3000:]
+    return errors[0]
 
 
 def test_port_where_nothing_listens_stops_with_one_line_then_resumes(server, reference, tmp_path):

@@ -241,7 +241,8 @@ def test_pipeline_chains_generate_train_eval_rfd_report(tmp_path, monkeypatch, s
 
     calls = []
 
-    def fake_generate(config, seeds, out, *, overwrite=False):
+    def fake_generate(config, seeds, out, *, overwrite=False, engine_factory=None, on_status=None):
+        assert callable(engine_factory) and callable(on_status)  # the CLI's session builds the engine and shows progress
         calls.append((config.task, config.limit, seeds, out))
         shutil.copytree(sts_shards, out)
         return {"rows": 300}
