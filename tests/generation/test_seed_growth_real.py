@@ -17,18 +17,7 @@ from datagen.models import resolve_model
 
 pytestmark = pytest.mark.model
 
-SEEDS = [
-    "A man is playing a guitar on a street corner.",
-    "The bakery opens at six every morning.",
-    "Two dogs are running along the beach.",
-    "The committee delayed its vote until next week.",
-    "A girl is painting a picture of a lighthouse.",
-    "Heavy rain flooded the underground car park.",
-    "The old bridge was closed for repairs in May.",
-    "A chef is chopping onions in a small kitchen.",
-]
-APPENDED = ["Our train arrived twenty minutes early today.", "Several students are studying in the quiet library.",
-            "A boy is flying a red kite in the park."]
+KITE = "A boy is flying a red kite in the park."  # one seed more than the shared seed file holds
 
 
 class SharedEngine:
@@ -88,23 +77,25 @@ def write(path, lines):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def test_append_edit_and_truncate_resume_what_still_holds(tmp_path, config, engine):
+def test_append_edit_and_truncate_resume_what_still_holds(tmp_path, seed_file, config, engine):
+    sentences = seed_file.read_text(encoding="utf-8").splitlines()  # the ten seeds of tests/conftest.py
+    first_eight, appended = sentences[:8], sentences[8:] + [KITE]
     seeds, out = tmp_path / "seeds.txt", tmp_path / "out"
-    write(seeds, SEEDS)
+    write(seeds, first_eight)
     run(config, engine, seeds, out)
 
     # append: only the new seeds are generated; the two shards already written stay byte for byte
     before = shard_sha(out)
-    write(seeds, SEEDS + APPENDED)
+    write(seeds, first_eight + appended)
     summary, asked = run(config, engine, seeds, out)
-    assert asked == set(APPENDED) and summary.shards_skipped == 2
+    assert asked == set(appended) and summary.shards_skipped == 2
     assert {k: shard_sha(out)[k] for k in before} == before
     scratch_appended = tmp_path / "scratch_appended"
     run(config, engine, seeds, scratch_appended)
     assert ids(out) == ids(scratch_appended)
 
     # edit a middle line: only its shard is generated again
-    edited = SEEDS + APPENDED
+    edited = first_eight + appended
     edited[5] = "A cyclist is repairing a flat tyre by the road."
     write(seeds, edited)
     summary, asked = run(config, engine, seeds, out)
