@@ -135,6 +135,12 @@ class ValidationConfig(Frozen):
     # short span replaced by one with a new content word, or an inserted negation), deletions aside. Allowing
     # the deletions and negations took the 1.5B generator from 1 to 8 kept rows of 40 dev seeds (nli, joint).
     substitution_outputs: tuple[str, ...] = ()
+    # Outputs that must keep the anchor's meaning whole (a paraphrase): rejected as ``drops_detail`` when a number,
+    # a name or a negation of the anchor is missing from them. The pipelines turn it on for sts's positive.
+    detail_keeping_outputs: tuple[str, ...] = ()
+    # Outputs the anchor must entail: rejected as ``adds_detail`` when they hold a number, a name or a negation
+    # the anchor never mentions. The pipelines turn it on for entailment, positive and intermediate.
+    no_new_detail_outputs: tuple[str, ...] = ()
 
 
 class GenerateConfig(Frozen):

@@ -17,6 +17,7 @@ from datagen.cli.flags import generation_commands, verbose_help
 from datagen.cli.progress import judge_interrupted_line
 from datagen.cli.session import ModelSession
 from datagen.engine_logs import engine_log_path
+from datagen.errors import InputError
 
 @user_errors
 def score_command(
@@ -57,6 +58,7 @@ def filter_command(
     min_margin: Optional[float] = typer.Option(None, help="Drop rows whose smallest tier margin is below X."),
     max_overlap: Optional[float] = typer.Option(None, help="Drop rows with an output whose edit ratio to the anchor is above Y."),
     min_judge: Optional[float] = typer.Option(None, help="Drop rows where any relation's judge probability is below P (run `datagen judge OUT` first)."),
+    min_judge_for: Optional[list[str]] = typer.Option(None, help="RELATION=P: drop rows whose judge probability for RELATION is below P (repeatable), e.g. contradiction=0.6."),
     best_per_seed: bool = typer.Option(False, help="Keep one row per seed: the sample the judge (then the scores) rates best."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
 ) -> None:
@@ -64,10 +66,22 @@ def filter_command(
     from datagen.quality.filter import FilterSpec, filter_dataset
 
     spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap,
-                      min_judge=min_judge, best_per_seed=best_per_seed)
+                      min_judge=min_judge, min_judge_by_relation=_relation_thresholds(min_judge_for or []),
+                      best_per_seed=best_per_seed)
     summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
     typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")
+
+
+def _relation_thresholds(values: list[str]) -> dict[str, float]:
+    thresholds = {}
+    for value in values:
+        relation, _, number = value.partition("=")
+        try:
+            thresholds[relation.strip()] = float(number)
+        except ValueError:
+            raise InputError(f"--min-judge-for {value!r}: write RELATION=P, e.g. contradiction=0.6") from None
+    return thresholds
 
 
 @user_errors

@@ -203,7 +203,7 @@ def _settings(section: dict | None) -> list[list[str]] | None:
     """A flat section (``parent``, ``filter``) as rows; settings that are off (None, False) are left out."""
     if not section:
         return None
-    return [[key, _value(value)] for key, value in section.items() if value is not None and value is not False]
+    return [[key, _value(value)] for key, value in section.items() if value is not None and value is not False and value != {}]
 
 
 def _scores(spec: TaskSpec, scores: dict | None) -> dict | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -41,6 +41,10 @@ class FilterSpec:
             this; e.g. 0.9 drops "not"-insertion contradictions and near-copies.
         min_judge: drop rows where any relation's judge probability (``judge_min``, from ``datagen judge``)
             is below this, or was not answered.
+        min_judge_by_relation: per-relation thresholds (``{"contradiction": 0.6}``), on top of ``min_judge``:
+            the judge's probability for one relation (``judge_<relation>``) must reach its own bar. The judge's
+            questions are not equally sharp, so one bar for all either lets weak relations through or drops
+            strong ones.
         best_per_seed: of the rows that pass, keep one per seed: the sample that best passes the judge
             (highest ``judge_min``), then the scores (largest ``margin``, smallest ``overlap``), when present.
     """
@@ -49,6 +53,7 @@ class FilterSpec:
     min_margin: float | None = None
     max_overlap: float | None = None
     min_judge: float | None = None
+    min_judge_by_relation: dict[str, float] = field(default_factory=dict)
     best_per_seed: bool = False
 
     @property
@@ -57,7 +62,7 @@ class FilterSpec:
 
     @property
     def uses_judge(self) -> bool:
-        return self.min_judge is not None or self.best_per_seed
+        return self.min_judge is not None or bool(self.min_judge_by_relation) or self.best_per_seed
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ def filter_reason(scores: dict, spec: FilterSpec, judged: dict | None = None) ->
         return "filtered_overlap"
     if spec.min_judge is not None and not (judged or {}).get("judge_min", math.nan) >= spec.min_judge:
         return "filtered_judge"  # NaN (no answer) never passes
+    for relation, threshold in spec.min_judge_by_relation.items():
+        if not (judged or {}).get(f"judge_{relation}", math.nan) >= threshold:
+            return "filtered_judge"
     return None
 
 
@@ -127,12 +135,18 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
 
 
 def check_filter_applies(task: str, spec: FilterSpec) -> None:
-    """Refuse tier-order tests on a task with a single output (there is no order to hold).
+    """Refuse tier-order tests on a task with a single output (there is no order to hold), and thresholds for
+    relations the task does not have.
 
     Raises:
-        InputError: ``--require-tier-order`` or ``--min-margin`` on such a task.
+        InputError: ``--require-tier-order`` or ``--min-margin`` on such a task, or ``--min-judge-for`` naming
+            no output of the task.
     """
-    if len(get_task(task).fields) < 2 and (spec.require_tier_order or spec.min_margin is not None):
+    fields = get_task(task).fields
+    if unknown := sorted(set(spec.min_judge_by_relation) - set(fields)):
+        raise InputError(f"--min-judge-for {unknown[0]}: task '{task}' has no relation of that name; "
+                         f"use one of {', '.join(fields)}")
+    if len(fields) < 2 and (spec.require_tier_order or spec.min_margin is not None):
         raise InputError(f"task '{task}' has one output, so rows have no tier order or margin; "
                          "drop --require-tier-order/--min-margin and filter by --max-overlap")
 

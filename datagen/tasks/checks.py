@@ -7,6 +7,7 @@ is configurable. Task-specific checks live on the task's own record (``datagen/t
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from difflib import SequenceMatcher
@@ -196,6 +197,12 @@ class Record(BaseModel):
         for name in settings.substitution_outputs:
             if name in outputs and not is_one_substitution(self.anchor, outputs[name]):
                 raise fail(name, "not_one_substitution", f"{name} does not replace exactly one span of the anchor")
+        for name in settings.detail_keeping_outputs:
+            if name in outputs and (dropped := dropped_details(self.anchor, outputs[name])):
+                raise fail(name, "drops_detail", f"{name} drops {', '.join(sorted(dropped))}, which the anchor has")
+        for name in settings.no_new_detail_outputs:
+            if name in outputs and (added := added_details(self.anchor, outputs[name])):
+                raise fail(name, "adds_detail", f"{name} adds {', '.join(sorted(added))}, which the anchor lacks")
         return self
 
 
@@ -241,6 +248,65 @@ def is_one_substitution(anchor: str, output: str, *, max_span: int = 4) -> bool:
     # is a deletion in disguise, and leaves the sentences compatible.
     brings_something = bool(new & _NEGATIONS) or bool(content_words(" ".join(new)) - content_words(anchor))
     return a_end - a_start <= max_span and b_end - b_start <= max_span and brings_something
+
+
+# Details a reader checks first: a changed number, name or negation changes what is claimed, whatever the wording.
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
+    "first second third fourth fifth sixth seventh eighth ninth tenth half dozen".split()
+)
+_WORD = re.compile(r"\w+(?:'\w+)?")
+_ORDINAL = re.compile(r"^(\d+)(st|nd|rd|th)$")
+_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|[\"“(]\s*)$")
+
+
+def details(text: str) -> set[str]:
+    """The lower-cased numbers, names and negations of ``text``.
+
+    A name is a capitalised word that does not start a sentence; a number is a word with a digit or a number
+    word. These survive any faithful paraphrase, so their presence can be checked without understanding.
+    """
+    found = set()
+    for match in _WORD.finditer(text):
+        word, lower = match.group(), match.group().lower()
+        if any(ch.isdigit() for ch in word):
+            found.add(_ORDINAL.sub(r"\1", lower))  # "20th" is "20" of a date
+        elif lower in _NUMBER_WORDS or lower in _NEGATIONS:
+            found.add(lower)
+        elif lower.endswith("n't"):
+            found.add("n't")
+        elif word[0].isupper() and not _SENTENCE_START.search(text[: match.start()]) and word != "I":
+            found.add(lower.removesuffix("'s"))
+    return found
+
+
+def _same_stem(word: str, detail: str) -> bool:
+    # "America" / "American", "China" / "Chinese": a shared start of 4+ letters, missing at most 3 of the shorter.
+    shared = len(os.path.commonprefix([word, detail]))
+    return shared >= 4 and shared >= min(len(word), len(detail)) - 3
+
+
+def _mentions(words: set[str], detail: str) -> bool:
+    return detail in words or (not detail.isdigit() and any(_same_stem(word, detail) for word in words))
+
+
+def _words(text: str) -> set[str]:
+    lowered = {match.group().lower() for match in _WORD.finditer(text)}
+    words = lowered | {word.removesuffix("'s") for word in lowered} | {_ORDINAL.sub(r"\1", w) for w in lowered}
+    return words | ({"n't"} if any(word.endswith("n't") for word in lowered) else set())
+
+
+def dropped_details(anchor: str, output: str) -> set[str]:
+    """Numbers, names and negations of ``anchor`` that ``output`` no longer mentions (a paraphrase keeps all)."""
+    words = _words(output)
+    return {detail for detail in details(anchor) if not _mentions(words, detail)}
+
+
+def added_details(anchor: str, output: str) -> set[str]:
+    """Numbers, names and negations of ``output`` that ``anchor`` never mentions (an entailed sentence adds none)."""
+    words = _words(anchor)
+    return {detail for detail in details(output) if not _mentions(words, detail)}
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:

@@ -14,6 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from typer.testing import CliRunner
+
+from datagen.cli import app
 from datagen.config import load_config
 from datagen.dataset.imports import import_rows
 from datagen.dataset.shards import read_rows
@@ -180,6 +183,32 @@ def test_filter_min_judge_drops_rows_with_their_probabilities(tmp_path, seed_fil
     assert set(raw["Two dogs are running along the beach."]["outputs"]) == {"entailment", "contradiction"}
     kept_manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
     assert kept_manifest["filter"]["min_judge"] == 0.5 and kept_manifest["parent"]["judge_model"] == "qwen2.5-0.5b"
+
+
+def test_filter_min_judge_for_one_relation_checks_only_that_relation(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)  # contradiction P(false) 0.8 on every row but the unanswered lighthouse; the dogs' entailment 0.2
+    lenient = filter_dataset(out, tmp_path / "con75", FilterSpec(min_judge_by_relation={"contradiction": 0.75}))
+    assert lenient.kept == 9 and "Two dogs are running along the beach." in read_rows(lenient.out).column("anchor").to_pylist()
+    assert filter_dataset(out, tmp_path / "con85", FilterSpec(min_judge_by_relation={"contradiction": 0.85})).kept == 0
+    both = filter_dataset(out, tmp_path / "both", FilterSpec(min_judge=0.5, min_judge_by_relation={"contradiction": 0.75}))
+    assert both.kept == 8 and both.filtered == {"filtered_judge": 2}
+    assert json.loads((both.out / "manifest.json").read_text())["filter"]["min_judge_by_relation"] == {"contradiction": 0.75}
+    with pytest.raises(InputError, match="task 'nli' has no relation of that name; use one of entailment, contradiction"):
+        filter_dataset(out, tmp_path / "typo", FilterSpec(min_judge_by_relation={"positive": 0.5}))
+    assert not (tmp_path / "typo" / "data").exists()
+
+
+def test_filter_cli_takes_relation_thresholds_and_refuses_a_malformed_one(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--min-judge-for",
+                                      "contradiction=0.75", "--min-judge-for", "entailment=0.5"])
+    assert result.exit_code == 0, result.output
+    assert "kept 8 of 10 rows (filtered: filtered_judge 2)" in result.output
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "bad"), "--min-judge-for", "contradiction"])
+    assert result.exit_code == 2 and "write RELATION=P, e.g. contradiction=0.6" in result.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_best_per_seed_keeps_the_sample_the_judge_likes_most(tmp_path, seed_file):

@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
-from datagen.tasks.checks import similarity
+from datagen.tasks.checks import added_details, details, dropped_details, similarity
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
 
@@ -113,3 +113,40 @@ def test_edit_checks_hold_outputs_to_the_strategy_that_made_them():
     assert reason_of(NLITriple, {**row, "entailment": "A woman is reading a novel."}, settings) == ("adds_content", "entailment")
     assert reason_of(NLITriple, {**row, "contradiction": "Nobody is reading anything here today."}, settings) == (
         "not_one_substitution", "contradiction")
+
+
+def test_details_are_numbers_names_and_negations_not_sentence_starts():
+    assert details("On 3 May 1990 the Elbe bridge was not yet open to Anna's trains.") == {
+        "3", "may", "1990", "elbe", "not", "anna"}
+    assert details("Two boys saw the 20th race.") == {"two", "20"}  # "Two" starts the sentence but is a number
+    assert details("It rained. Then I left.") == set()  # "Then" starts a sentence, "I" is no name
+
+
+def test_a_paraphrase_must_keep_every_detail_and_an_entailment_add_none():
+    anchor = "Henry Walker (1811–1886) was a Michigan politician who served in the Senate from 1859."
+    assert dropped_details(anchor, "Henry Walker, who lived from 1811 to 1886 and sat in the Senate from 1859, "
+                                   "was a politician in Michigan.") == set()
+    assert dropped_details(anchor, "Henry Walker was a politician in Michigan.") == {"1811", "1886", "senate", "1859"}
+    # an ordinal is the same number; a demonym is the same place
+    assert dropped_details("She arrived on 15 November.", "She arrived on November 15th.") == set()
+    assert added_details("The film led the Chinese box office.", "The film did well in China.") == set()
+    assert added_details(anchor, "Walker was a Democrat.") == {"democrat"}
+    assert added_details(anchor, "Walker did not serve in the Senate.") == {"not"}
+    assert added_details(anchor, "Walker was a politician for 27 years.") == {"27"}
+    assert added_details("Walker served 6 terms.", "Walker served 16 terms.") == {"16"}  # numbers match whole
+
+
+def test_detail_checks_reject_with_their_reasons_only_where_configured():
+    anchor = "Maria Lindqvist (born 4 May 1988) competed at the 2014 Winter Olympics."
+    row = {"anchor": anchor, "positive": "Born on 4 May 1988, Maria Lindqvist took part in the 2014 Winter Olympics.",
+           "intermediate": "Maria Lindqvist competed at the Winter Olympics.",
+           "negative": "Maria Lindqvist missed the 2014 Winter Olympics."}
+    settings = ValidationConfig(detail_keeping_outputs=("positive",), no_new_detail_outputs=("positive", "intermediate"))
+    assert STSTuple.model_validate(row, context=settings)
+    assert reason_of(STSTuple, {**row, "positive": "Maria Lindqvist took part in the 2014 Winter Games as a skier."},
+                     settings) == ("drops_detail", "positive")
+    assert reason_of(STSTuple, {**row, "intermediate": "Maria Lindqvist, a Swede, went to the Olympics."},
+                     settings) == ("adds_detail", "intermediate")
+    # off by default: the same rows pass without the settings
+    assert STSTuple.model_validate({**row, "intermediate": "Maria Lindqvist, a Swede, went to the Olympics."},
+                                   context=ValidationConfig())
