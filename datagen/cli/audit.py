@@ -62,6 +62,15 @@ def _report_text(out: Path, s: dict) -> str:
         value = f"{p['precision']:.3f}" if p["precision"] is not None else "n/a"
         interval = f"[{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]" if p["ci95"] else "n/a"
         lines.append(f"  {name:<16}{p['right']:>6}{p['wrong']:>7}{p['unsure']:>8}  {value:>9}  {interval}")
+    if agreed := s.get("agreement"):
+        first, second = agreed["annotators"]
+        lines.append(f"  agreement of {first} and {second} (rows both labelled; strict: right only if both say so)")
+        for name, a in [*agreed["relations"].items(), ("row (all right)", agreed["rows"])]:
+            kappa = f"{a['kappa']:.3f}" if a["kappa"] is not None else "n/a"
+            strict = a["strict"]
+            value = f"{strict['precision']:.3f} [{strict['ci95'][0]:.3f}, {strict['ci95'][1]:.3f}]" if strict["ci95"] else "n/a"
+            agree = f"{a['agreement']:.1%}" if a["agreement"] is not None else "n/a"
+            lines.append(f"  {name:<16}{a['rows']:>6} rows  agree {agree:>6}  kappa {kappa:>6}  strict {value}")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ turns are rendered once per template, so the prefix is byte-identical across row
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def load_templates(task: str, mode: Mode, directory: str | Path | None = None,
 
 def sandbox(root: Path) -> SandboxedEnvironment:
     """The Jinja environment every datagen template runs in: sandboxed, undefined names are errors."""
-    return SandboxedEnvironment(loader=FileSystemLoader(str(root)), undefined=StrictUndefined, autoescape=False)
+    env = SandboxedEnvironment(loader=FileSystemLoader(str(root)), undefined=StrictUndefined, autoescape=False)
+    # Jinja's own tojson is HTML-safe: it writes ' as \u0027, and the few-shot answers taught the model that.
+    env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
+    return env
 
 
 def load_module(env: SandboxedEnvironment, root: Path, relative: str):

@@ -215,6 +215,42 @@ def summarise_labels(relations: Sequence[str], labelled: Sequence[LabelRecord]) 
     }
 
 
+def cohen_kappa(pairs: Sequence[tuple[Label, Label]]) -> float | None:
+    """Cohen's kappa of two annotators' labels (1 = they always agree, 0 = as often as chance would)."""
+    if not pairs:
+        return None
+    observed = sum(a == b for a, b in pairs) / len(pairs)
+    expected = sum((sum(a == label for a, _ in pairs) / len(pairs)) * (sum(b == label for _, b in pairs) / len(pairs))
+                   for label in LABELS)
+    return round((observed - expected) / (1 - expected), 4) if expected < 1 else None
+
+
+def agreement(relations: Sequence[str], first: dict[str, LabelRecord], second: dict[str, LabelRecord]) -> dict:
+    """How two annotators' labels of the same rows agree, and the precision when a row needs both to call it right.
+
+    ``first`` and ``second`` map row id to each annotator's latest labels. Per relation and per row: the rows both
+    labelled, the share of equal labels and Cohen's kappa. ``strict``: a relation (or row) is right only when
+    both said right, wrong when either said wrong; the figure to quote when one reader may be lenient.
+    """
+    both = [row_id for row_id in first if row_id in second]
+
+    def compare(verdicts: list[tuple[Label, Label]]) -> dict:
+        return {"rows": len(verdicts),
+                "agreement": round(sum(a == b for a, b in verdicts) / len(verdicts), 4) if verdicts else None,
+                "kappa": cohen_kappa(verdicts),
+                "strict": precision(strictest(a, b) for a, b in verdicts)}
+
+    return {
+        "relations": {name: compare([(first[i].labels[name], second[i].labels[name]) for i in both])
+                      for name in relations},
+        "rows": compare([(row_verdict(first[i].labels), row_verdict(second[i].labels)) for i in both]),
+    }
+
+
+def strictest(a: Label, b: Label) -> Label:
+    return row_verdict({"a": a, "b": b})
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -458,6 +494,7 @@ def audit_report(out: str | Path) -> dict:
     annotators: dict[str, int] = {}
     for record in labelled:
         annotators[record.annotator] = annotators.get(record.annotator, 0) + 1
+    by_annotator = _latest_by_annotator(audit)
     folder = audit.out / AUDIT
     section = {
         "format_version": AUDIT_FORMAT_VERSION,
@@ -470,6 +507,8 @@ def audit_report(out: str | Path) -> dict:
         "labelled_rows": len(labelled),
         "annotators": dict(sorted(annotators.items())),
         **summarise_labels(audit.relations, labelled),
+        **({"agreement": {"annotators": names, **agreement(audit.relations, *(by_annotator[n] for n in names))}}
+           if len(names := sorted(by_annotator, key=lambda n: (-len(by_annotator[n]), n))[:2]) == 2 else {}),
         "data_fingerprint": audit.sample.data_fingerprint,
         "reported_at": now(),
     }
@@ -478,6 +517,15 @@ def audit_report(out: str | Path) -> dict:
         writer.set_section(AUDIT, section)
         writer.finalize(status=None)
     return section
+
+
+def _latest_by_annotator(audit: Audit) -> dict[str, dict[str, LabelRecord]]:
+    """annotator -> row id -> that annotator's latest labels, over the sampled rows."""
+    wanted, latest = set(audit.sample.ids), {}
+    for record in read_labels(audit.labels_path):
+        if record.id in wanted:
+            latest.setdefault(record.annotator, {})[record.id] = record
+    return latest
 
 
 # --- labels made elsewhere -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from datagen.config import load_config
 from datagen.errors import InputError
 from datagen.generation.run import generate
 from datagen.quality.audit import (
+    cohen_kappa,
     AUDIT,
     LABELS_FILE,
     SAMPLE_FILE,
@@ -268,6 +269,30 @@ def test_report_is_recorded_in_the_manifest_section(nli_out):
     assert section["relations"]["contradiction"]["precision"] == 0.75
     assert section["rows"]["precision"] == round(2 / 3, 4) and section["rows"]["unsure"] == 1
     assert not (nli_out / ".datagen.lock").exists()
+
+
+def test_cohen_kappa_matches_the_textbook_example():
+    pairs = [("right", "right")] * 20 + [("right", "wrong")] * 5 + [("wrong", "right")] * 10 + [("wrong", "wrong")] * 15
+    assert cohen_kappa(pairs) == 0.4  # observed 0.7, chance 0.5
+    assert cohen_kappa([("right", "right")] * 3) is None and cohen_kappa([]) is None  # no variation: undefined
+
+
+def test_report_compares_two_annotators_of_the_same_rows(nli_out, tmp_path):
+    ids = open_audit(nli_out, size=6).sample.ids
+    sit(nli_out, "rr" "rw" "rr" "wr")  # ann: rows 0-3
+    second = tmp_path / "bea.jsonl"
+    second.write_text("".join(json.dumps({"id": ids[i], "entailment": e, "contradiction": c, "annotator": "bea"}) + "\n"
+                              for i, (e, c) in enumerate([("right", "right"), ("right", "right"), ("wrong", "right")])))
+    import_labels(nli_out, second)
+    section = audit_report(nli_out)
+    agreed = section["agreement"]
+    assert agreed["annotators"] == ["ann", "bea"]
+    assert agreed["relations"]["entailment"]["rows"] == 3 and agreed["relations"]["entailment"]["agreement"] == round(2 / 3, 4)
+    # rows: ann says right, wrong, right; bea right, right, wrong -> strict precision 1 of 3
+    assert agreed["rows"]["agreement"] == round(1 / 3, 4)
+    assert agreed["rows"]["strict"]["right"] == 1 and agreed["rows"]["strict"]["wrong"] == 2
+    assert section["labelled_rows"] == 4 and section["annotators"] == {"ann": 1, "bea": 3}  # the latest label wins
+    assert json.loads((nli_out / "manifest.json").read_text())["audit"]["agreement"] == agreed
 
 
 # --- import ------------------------------------------------------------------------------------------------------
