@@ -9,7 +9,8 @@ from human labels of the kept rows (``datagen audit OUT_kept`` or ``--import``) 
     correct rows/s = kept rows / (generation + judge seconds) x audited precision.
 
     .venv/bin/python bench/label_precision.py [--tasks nli,sts] [--variants paper,edits] [--seeds-from 5000]
-        [--count 200] [--judge-model qwen2.5-1.5b] [--min-judge 0.5] [--out outputs/precision]
+        [--count 200] [--judge-model qwen2.5-1.5b] [--min-judge 0.5] [--min-judge-for nli:contradiction=0.8]
+        [--n 2] [--generator-model qwen2.5-1.5b] [--out outputs/precision]
 
 Run it once to generate, judge and filter; label a sample of each ``<out>/<task>_<variant>_kept`` with
 ``datagen audit``; run it again with ``--report-only`` for the table with precision.
@@ -27,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 CORPUS = REPO.parent / "shared" / "data" / "corpus" / "wiki1m_for_simcse.PREFIX_1280000_bytes.txt"
-VARIANT_CONFIGS = {"paper": "{task}.yaml", "edits": "{task}_edits.yaml"}
+# "paper" is the name earlier runs used for the default pipeline (its joint prompts are our extension).
+VARIANT_CONFIGS = {"default": "{task}.yaml", "paper": "{task}.yaml", "edits": "{task}_edits.yaml"}
 
 
 def write_seeds(path: Path, start: int, count: int) -> None:
@@ -44,9 +46,9 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     from datagen.quality.judge import JudgeConfig, judge_dataset
     from datagen.quality.score import score_dataset
 
-    overrides = {"task": task, "model": args.generator_model}
+    overrides = {"task": task, "model": args.generator_model, **({"sampling.n": args.n} if args.n > 1 else {})}
     config = load_config(packaged("pipelines", VARIANT_CONFIGS[variant].format(task=task)), overrides)
-    name = f"{task}_{variant}" + (f"_{args.generator_model}" if args.generator_model else "")
+    name = f"{task}_{variant}" + (f"_{args.generator_model}" if args.generator_model else "") + (f"_n{args.n}" if args.n > 1 else "")
     generated, kept = out / name, out / f"{name}_kept"
 
     started = time.perf_counter()
@@ -55,7 +57,9 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     started = time.perf_counter()
     judged = judge_dataset(generated, JudgeConfig(model=args.judge_model))
     judge_s = time.perf_counter() - started if judged.shards_judged else None
-    filtered = filter_dataset(generated, kept, FilterSpec(min_judge=args.min_judge), overwrite=True)
+    by_relation = {rel: float(p) for rel, _, p in (v.partition("=") for v in args.min_judge_for.get(task, []))}
+    spec = FilterSpec(min_judge=args.min_judge, min_judge_by_relation=by_relation, best_per_seed=args.n > 1)
+    filtered = filter_dataset(generated, kept, spec, overwrite=True)
     scores = score_dataset(kept) if filtered.kept else None
     timing_path = generated / "bench_timing.json"  # seconds survive a rerun that finds everything done
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
@@ -89,9 +93,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--judge-model", default=None, help="default: the judge stage's default")
     parser.add_argument("--generator-model", default=None, help="default: the task's default (qwen2.5-0.5b)")
-    parser.add_argument("--min-judge", type=float, default=0.5)
+    parser.add_argument("--min-judge", type=float, default=None, help="one bar for every relation")
+    parser.add_argument("--min-judge-for", action="append", default=[], metavar="TASK:RELATION=P",
+                        help="a relation's own bar, e.g. nli:contradiction=0.8 (repeatable)")
+    parser.add_argument("--n", type=int, default=1, help="samples per seed; above 1 the filter keeps the best per seed")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "precision")
     args = parser.parse_args()
+    if args.min_judge is None and not args.min_judge_for:
+        args.min_judge = 0.5
+    per_task: dict[str, list[str]] = {}
+    for value in args.min_judge_for:
+        task, _, threshold = value.partition(":")
+        per_task.setdefault(task, []).append(threshold)
+    args.min_judge_for = per_task
     seeds = args.out / "seeds.txt"
     if not seeds.exists():
         write_seeds(seeds, args.seeds_from, args.count)
