@@ -1,8 +1,10 @@
-"""Chain the stages from one YAML file: generate -> train -> eval -> rfd (-> report).
+"""Chain the stages from one YAML file: generate -> judge -> filter -> train -> eval -> rfd (-> report).
 
 ``datagen run pipelines/ngcse_small.yaml``. Each section holds the same keys as
-that stage's own config, plus where its output goes. A missing ``generate``
-section trains on existing shards; ``train.data`` defaults to ``generate.out``.
+that stage's own config, plus where its output goes. Every section is optional, as long as each stage has its
+input: ``judge`` judges ``generate.out``; ``filter`` reads ``generate.out`` (with its judge results) and writes
+``filter.out``; ``train.data`` defaults to ``filter.out``, else ``generate.out``. ``pipelines/nli_checked.yaml``
+runs generate -> judge -> filter alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datagen.config import Frozen, GenerateConfig
 from datagen.errors import ConfigError
 from datagen.evaluate.sts import TASKS, evaluate_path
 from datagen.evaluate.rfd import compute_rfd
+from datagen.quality.filter import FilterSpec
+from datagen.quality.judge import JudgeConfig
 from datagen.train.loop import TrainConfig, train
 
 
@@ -26,6 +30,16 @@ class GenerateStep(Frozen):
     out: str
     overwrite: bool = False
     config: GenerateConfig
+
+
+class JudgeStep(Frozen):
+    config: JudgeConfig = JudgeConfig()
+
+
+class FilterStep(Frozen):
+    out: str
+    overwrite: bool = False
+    spec: FilterSpec = FilterSpec()
 
 
 class TrainStep(Frozen):
@@ -44,7 +58,9 @@ class ReportStep(Frozen):
 
 class PipelineSpec(Frozen):
     generate: GenerateStep | None = None
-    train: TrainStep
+    judge: JudgeStep | None = None
+    filter: FilterStep | None = None
+    train: TrainStep | None = None
     eval: EvalStep | None = EvalStep()
     rfd: bool = True
     report: ReportStep | None = None
@@ -62,21 +78,39 @@ def parse_pipeline(data: dict[str, Any]) -> PipelineSpec:
     Raises:
         ConfigError: missing sections or invalid values.
     """
-    if not isinstance(data.get("train"), dict):
-        raise ConfigError("a pipeline needs a 'train:' section with at least 'out:'; see pipelines/ngcse_small.yaml")
-    payload: dict[str, Any] = {k: v for k, v in data.items() if k not in ("generate", "train")}
-    if isinstance(data.get("generate"), dict):
+    stages = ("generate", "judge", "filter", "train")
+    for name in stages:
+        if name in data and not isinstance(data[name], dict):
+            raise ConfigError(f"pipeline section '{name}:' must be a mapping of that stage's keys; see "
+                              "pipelines/ngcse_small.yaml")
+    if not any(name in data for name in stages):
+        raise ConfigError("a pipeline needs a 'generate:' or a 'train:' section (with 'out:'); see "
+                          "pipelines/ngcse_small.yaml or pipelines/nli_checked.yaml")
+    if ("judge" in data or "filter" in data) and "generate" not in data:
+        raise ConfigError("the pipeline's judge: and filter: sections work on its generate: output; add a "
+                          "generate: section, or run `datagen judge` / `datagen filter` on an existing dataset")
+    payload: dict[str, Any] = {k: v for k, v in data.items() if k not in stages}
+    if "train" not in data:
+        payload.update({"eval": data.get("eval"), "rfd": data.get("rfd", False)})
+    if "generate" in data:
         step, rest = _split_section(data["generate"], ("seeds", "out", "overwrite"))
         payload["generate"] = {**step, "config": rest}
-    step, rest = _split_section(data["train"], ("out",))
-    if not rest.get("data") and "generate" in payload and rest.get("objective", "sts") != "simcse":
-        rest["data"] = [payload["generate"].get("out")]
-    payload["train"] = {**step, "config": rest}
+    if "judge" in data:
+        payload["judge"] = {"config": data["judge"]}
+    if "filter" in data:
+        step, rest = _split_section(data["filter"], ("out", "overwrite"))
+        payload["filter"] = {**step, "spec": rest}
+    if "train" in data:
+        step, rest = _split_section(data["train"], ("out",))
+        upstream = (data.get("filter") or data.get("generate") or {}).get("out")
+        if not rest.get("data") and upstream and rest.get("objective", "sts") != "simcse":
+            rest["data"] = [upstream]
+        payload["train"] = {**step, "config": rest}
     try:
         return PipelineSpec.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if p != "config")
+        where = ".".join(str(p) for p in first["loc"] if p not in ("config", "spec"))
         raise ConfigError(f"invalid pipeline value for '{where}': {first['msg']}; fix the pipeline YAML") from exc
 
 
@@ -101,22 +135,42 @@ def _generate(step: GenerateStep):
     return generate(step.config, Path(step.seeds), Path(step.out), overwrite=step.overwrite)
 
 
+def _judge(step: JudgeStep, dataset: Path):
+    from datagen.quality.judge import judge_dataset
+
+    return judge_dataset(dataset, step.config)
+
+
 def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[str], None] = print,
-                 run_generate: Callable[[GenerateStep], Any] | None = None) -> dict[str, Any]:
+                 run_generate: Callable[[GenerateStep], Any] | None = None,
+                 run_judge: Callable[[JudgeStep, Path], Any] | None = None) -> dict[str, Any]:
     """Run the stages in order; each later stage reads what the earlier one wrote.
 
     Args:
         run_generate: Runs the generation stage and returns its summary; default: ``generate`` as is (the
             CLI passes one that keeps vLLM's output in the stage's ``OUT/logs/engine.log``).
+        run_judge: Runs the judge on a dataset directory and returns its summary; default: ``judge_dataset``.
 
     Returns:
-        ``{"generate": summary | None, "train": TrainResult, "eval": results | None, "rfd": dict | None,
-        "report": [png paths] | None}``.
+        ``{"generate": summary | None, "judge": summary | None, "filter": summary | None,
+        "train": TrainResult | None, "eval": results | None, "rfd": dict | None, "report": [png paths] | None}``.
     """
-    outcome: dict[str, Any] = {"generate": None, "eval": None, "rfd": None, "report": None}
+    from datagen.quality.filter import filter_dataset
+
+    outcome: dict[str, Any] = {"generate": None, "judge": None, "filter": None, "train": None, "eval": None,
+                               "rfd": None, "report": None}
     if spec.generate is not None:
         log(f"generate -> {spec.generate.out}")
         outcome["generate"] = (run_generate or _generate)(spec.generate)
+    if spec.judge is not None:
+        log(f"judge {spec.generate.out}")
+        outcome["judge"] = (run_judge or _judge)(spec.judge, Path(spec.generate.out))
+    if spec.filter is not None:
+        log(f"filter {spec.generate.out} -> {spec.filter.out}")
+        outcome["filter"] = filter_dataset(spec.generate.out, spec.filter.out, spec.filter.spec,
+                                           overwrite=spec.filter.overwrite)
+    if spec.train is None:
+        return outcome
     run_dir = Path(spec.train.out)
     log(f"train -> {run_dir}")
     outcome["train"] = train(spec.train.config, run_dir, progress=progress)

@@ -155,10 +155,17 @@ def run_command(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML, e.g. pipelines/ngcse_small.yaml."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Run one YAML file's stages: generation (its generate: section), train, eval, rfd (and report)."""
+    """Run one YAML file's stages: generate, judge, filter, train, eval, rfd, report (those it has)."""
+    from datagen.quality.judge import judge_summary_line
     from datagen.workflow import load_pipeline, run_pipeline
 
-    outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=say, run_generate=_generate_stage)
+    outcome = run_pipeline(load_pipeline(pipeline), progress=not quiet, log=say, run_generate=_generate_stage,
+                           run_judge=_judge_stage)
+    if outcome["judge"] is not None:
+        typer.echo(judge_summary_line(outcome["judge"]))
+    if (kept := outcome["filter"]) is not None:
+        dropped = ", ".join(f"{k} {v}" for k, v in kept.filtered.items()) or "none"
+        typer.echo(f"{kept.out}: kept {kept.kept} of {kept.parent_rows} rows (filtered: {dropped})")
     if outcome["eval"] is not None:
         typer.echo("eval " + json.dumps(outcome["eval"]))
     if outcome["rfd"] is not None:
@@ -174,6 +181,16 @@ def _generate_stage(step):
     with ModelSession(engine_log_path(step.out)) as session:
         return generate(step.config, Path(step.seeds), Path(step.out), overwrite=step.overwrite,
                         engine_factory=session.engine_factory(), on_status=GenerationView(session).update)
+
+
+def _judge_stage(step, dataset: Path):
+    """The pipeline's judge stage as ``datagen judge`` runs it (engine log, progress, clean stop)."""
+    from datagen.cli.quality import JudgeView
+    from datagen.quality.judge import judge_dataset
+
+    with ModelSession(engine_log_path(dataset)) as session:
+        return judge_dataset(dataset, step.config, engine_factory=session.engine_factory(),
+                             on_progress=JudgeView(session).update)
 
 
 def register(app: typer.Typer) -> None:

@@ -104,11 +104,11 @@ def judge_command(
         openai = OpenAIConfig(**({"base_url": base_url} if base_url else {}))
         config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None, openai=openai)
         summary = judge_input(dataset, config, task=task, out=out, overwrite=overwrite,
-                              engine_factory=session.engine_factory(), on_progress=_JudgeView(session).update)
+                              engine_factory=session.engine_factory(), on_progress=JudgeView(session).update)
     console.print(judge_summary_line(summary), soft_wrap=True)
 
 
-class _JudgeView:
+class JudgeView:
     """Shards judged of the total, with shards/s and an ETA; the last count is what an interrupted run reports."""
 
     def __init__(self, session: ModelSession) -> None:

@@ -122,8 +122,11 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
         check_filter_applies(parent.task, spec)
         scores = check_scores_current(out, parent) if spec.uses_scores or not spec.uses_judge else None
         judged = check_judge_current(out, parent) if spec.uses_judge else None
-        _clear_dest(writer, overwrite)
         manifest = _child_manifest(out, parent, scores, judged, spec)
+        if (done := _same_filter_done(writer, manifest)) is not None:
+            return FilterSummary(dest, done.counts.rows, {reason: count for reason, count in
+                                 done.counts.reject_reasons.items() if reason in REASONS}, parent.counts.rows)
+        _clear_dest(writer, overwrite)
         writer.begin(manifest, metadata={"datagen.parent": manifest.section("parent"),
                                          "datagen.filter": manifest.section("filter")})
         filtered: dict[str, int] = {}
@@ -149,6 +152,16 @@ def check_filter_applies(task: str, spec: FilterSpec) -> None:
     if len(fields) < 2 and (spec.require_tier_order or spec.min_margin is not None):
         raise InputError(f"task '{task}' has one output, so rows have no tier order or margin; "
                          "drop --require-tier-order/--min-margin and filter by --max-overlap")
+
+
+def _same_filter_done(writer: DatasetWriter, manifest: Manifest) -> Manifest | None:
+    """The dataset already in ``dest`` if it is this very filter of this very parent, complete and intact: a
+    rerun (``datagen run`` again) is then a no-op."""
+    existing = writer.existing()
+    if (existing is None or existing.status != "complete" or existing.fingerprint != manifest.fingerprint
+            or len(writer.verified(existing.shards)) != len(existing.shards)):
+        return None
+    return existing
 
 
 def _clear_dest(writer: DatasetWriter, overwrite: bool) -> None:

