@@ -65,7 +65,8 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
     timing |= {k: v for k, v in {"generation_s": generation_s, "judge_s": judge_s}.items() if v is not None}
     timing_path.write_text(json.dumps(timing))
-    return {"task": task, "variant": variant, "generator": config.model, "seeds": summary.rows + summary.rejects, "generated": summary.rows,
+    return {"task": task, "variant": variant, "generator": config.model, "samples": summary.rows + summary.rejects,
+            "seeds": sum(1 for line in seeds.read_text(encoding="utf-8").splitlines() if line.strip()), "generated": summary.rows,
             "kept": filtered.kept, **timing, "kept_dir": str(kept),
             "distinct_2": scores["diversity"]["distinct_2"] if scores else None,
             "delta_alignment": scores["difficulty"]["delta_alignment"] if scores else None}
