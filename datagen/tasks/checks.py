@@ -256,6 +256,10 @@ _NUMBER_WORDS = frozenset(
     "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
     "first second third fourth fifth sixth seventh eighth ninth tenth half dozen".split()
 )
+_ORDINAL_WORDS = frozenset(
+    "eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth "
+    "thirtieth fortieth fiftieth hundredth thousandth".split()
+)
 _WORD = re.compile(r"\w+(?:'\w+)?")
 _ORDINAL = re.compile(r"^(\d+)(st|nd|rd|th)$")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|[\"“(]\s*)$")
@@ -272,7 +276,7 @@ def details(text: str) -> set[str]:
         word, lower = match.group(), match.group().lower()
         if any(ch.isdigit() for ch in word):
             found.add(_ORDINAL.sub(r"\1", lower))  # "20th" is "20" of a date
-        elif lower in _NUMBER_WORDS or lower in _NEGATIONS:
+        elif lower in _NUMBER_WORDS or lower in _ORDINAL_WORDS or lower in _NEGATIONS:
             found.add(lower)
         elif lower.endswith("n't"):
             found.add("n't")
@@ -288,7 +292,10 @@ def _same_stem(word: str, detail: str) -> bool:
 
 
 def _mentions(words: set[str], detail: str) -> bool:
-    return detail in words or (not detail.isdigit() and any(_same_stem(word, detail) for word in words))
+    # Numbers match whole: "seventeenth" is not "seventh", "16" is not "6".
+    if detail.isdigit() or detail in _NUMBER_WORDS or detail in _ORDINAL_WORDS:
+        return detail in words
+    return detail in words or any(_same_stem(word, detail) for word in words)
 
 
 def _words(text: str) -> set[str]:

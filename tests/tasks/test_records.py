@@ -134,6 +134,7 @@ def test_a_paraphrase_must_keep_every_detail_and_an_entailment_add_none():
     assert added_details(anchor, "Walker did not serve in the Senate.") == {"not"}
     assert added_details(anchor, "Walker was a politician for 27 years.") == {"27"}
     assert added_details("Walker served 6 terms.", "Walker served 16 terms.") == {"16"}  # numbers match whole
+    assert added_details("It was the seventeenth season.", "It was the seventh season.") == {"seventh"}
 
 
 def test_detail_checks_reject_with_their_reasons_only_where_configured():
