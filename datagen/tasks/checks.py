@@ -279,7 +279,7 @@ def details(text: str) -> set[str]:
         elif lower in _NUMBER_WORDS or lower in _ORDINAL_WORDS or lower in _NEGATIONS:
             found.add(lower)
         elif lower.endswith("n't"):
-            found.add("n't")
+            found.add("not")  # "didn't" and "did not" are one negation
         elif word[0].isupper() and not _SENTENCE_START.search(text[: match.start()]) and word != "I":
             found.add(lower.removesuffix("'s"))
     return found
@@ -301,7 +301,7 @@ def _mentions(words: set[str], detail: str) -> bool:
 def _words(text: str) -> set[str]:
     lowered = {match.group().lower() for match in _WORD.finditer(text)}
     words = lowered | {word.removesuffix("'s") for word in lowered} | {_ORDINAL.sub(r"\1", w) for w in lowered}
-    return words | ({"n't"} if any(word.endswith("n't") for word in lowered) else set())
+    return words | ({"not"} if any(word.endswith("n't") for word in lowered) else set())
 
 
 def dropped_details(anchor: str, output: str) -> set[str]:
