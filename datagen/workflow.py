@@ -91,7 +91,10 @@ def parse_pipeline(data: dict[str, Any]) -> PipelineSpec:
                           "generate: section, or run `datagen judge` / `datagen filter` on an existing dataset")
     payload: dict[str, Any] = {k: v for k, v in data.items() if k not in stages}
     if "train" not in data:
-        payload.update({"eval": data.get("eval"), "rfd": data.get("rfd", False)})
+        if "eval" in data or "report" in data or data.get("rfd"):
+            raise ConfigError("the pipeline's eval:, rfd: and report: sections evaluate its train: run; add a "
+                              "train: section, or drop them")
+        payload.update({"eval": None, "rfd": False})
     if "generate" in data:
         step, rest = _split_section(data["generate"], ("seeds", "out", "overwrite"))
         payload["generate"] = {**step, "config": rest}

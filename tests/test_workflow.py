@@ -86,6 +86,8 @@ def test_a_pipeline_without_stages_or_with_a_judge_but_no_data_is_a_config_error
         parse_pipeline({"filter": {"out": "kept", "min_judge": 0.5}})
     with pytest.raises(ConfigError, match="'filter.min_judg'"):
         parse_pipeline({"generate": {"seeds": "s", "out": "o", "task": "nli"}, "filter": {"out": "k", "min_judg": 0.5}})
+    with pytest.raises(ConfigError, match="evaluate its train: run"):
+        parse_pipeline({"generate": {"seeds": "s", "out": "o", "task": "nli"}, "eval": {}})
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_pipeline({"generate": ["seeds.txt"]})
 
