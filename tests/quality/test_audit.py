@@ -293,6 +293,10 @@ def test_report_compares_two_annotators_of_the_same_rows(nli_out, tmp_path):
     assert agreed["rows"]["strict"]["right"] == 1 and agreed["rows"]["strict"]["wrong"] == 2
     assert section["labelled_rows"] == 4 and section["annotators"] == {"ann": 1, "bea": 3}  # the latest label wins
     assert json.loads((nli_out / "manifest.json").read_text())["audit"]["agreement"] == agreed
+    printed = subprocess.run([sys.executable, "-m", "datagen.cli", "audit", str(nli_out), "--report"],
+                             capture_output=True, text=True, timeout=120).stdout
+    assert "agreement of ann and bea" in printed
+    assert "row (all right)      3 rows  agree  33.3%  kappa -0.500  strict 0.333 [0.061, 0.792]" in printed
 
 
 # --- import ------------------------------------------------------------------------------------------------------
