@@ -63,7 +63,10 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     scores = score_dataset(kept) if filtered.kept else None
     timing_path = generated / "bench_timing.json"  # seconds survive a rerun that finds everything done
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
-    timing |= {k: v for k, v in {"generation_s": generation_s, "judge_s": judge_s}.items() if v is not None}
+    # A resumed run (seeds appended) only did the new part: add its seconds to the earlier runs'.
+    for key, seconds in {"generation_s": generation_s, "judge_s": judge_s}.items():
+        if seconds is not None:
+            timing[key] = timing.get(key, 0.0) + seconds
     timing_path.write_text(json.dumps(timing))
     return {"task": task, "variant": variant, "generator": config.model, "samples": summary.rows + summary.rejects,
             "seeds": sum(1 for line in seeds.read_text(encoding="utf-8").splitlines() if line.strip()), "generated": summary.rows,
