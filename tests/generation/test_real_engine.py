@@ -137,11 +137,22 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path, sts_r
     run_datagen(python_exe, datagen_args("sts", out, *GREEDY))
 
     assert_every_seed_accounted(out, ["positive", "intermediate", "negative"])
-    resumed = read_rows(out).to_pandas().drop(columns=["prompt_tokens"])
-    reference = read_rows(sts_run).to_pandas().drop(columns=["prompt_tokens"])
-    # Greedy decoding: the resumed dataset is the uninterrupted one, row for row.
-    assert resumed["id"].tolist() == reference["id"].tolist()
-    pd.testing.assert_frame_equal(resumed, reference)
+    # The shards finished before the kill are kept byte for byte; the rest are generated once, for the same seeds.
+    resumed = json.loads(read_manifest(out).model_dump_json())
+    assert resumed["status"] == "complete"
+    assert [s["seed_range"] for s in resumed["shards"]] == [s["seed_range"] for s in read_manifest(sts_run).model_dump()["shards"]]
+    for before in killed["shards"]:
+        after = next(s for s in resumed["shards"] if s["index"] == before["index"])
+        assert after["data"]["sha256"] == before["data"]["sha256"] and after["rejects"]["sha256"] == before["rejects"]["sha256"]
+
+    def outcomes(run: Path) -> list[str]:  # every seed's id, as a row or as a reject
+        rejects = read_rows(run, "rejects").to_pandas()["id"].tolist() if read_manifest(run).counts.rejects else []
+        return sorted(read_rows(run).to_pandas()["id"].tolist() + rejects)
+
+    # The same requests as the uninterrupted run. Their text can differ: vLLM on CPU is not batch invariant even
+    # greedy, and which requests share a batch depends on timing (a shard alone, no prefix cache, and still one
+    # row of 20 came out differently in one of the last three full test runs).
+    assert outcomes(out) == outcomes(sts_run)
 
 
 def test_pairs_end_to_end_on_real_vllm(tmp_path, embedded_model_path, python_exe):

@@ -249,6 +249,13 @@ class FaultProxy:
 
 
 def retry_config(path: Path, *, max_retries: int, timeout_s: float = 300) -> Path:
-    """A --config YAML that changes only the openai engine's retry policy (not part of the fingerprint)."""
-    path.write_text(f"generate:\n  task: sts\n  openai:\n    max_retries: {max_retries}\n    timeout_s: {timeout_s}\n")
+    """A --config YAML that changes only the openai engine's retry policy (not part of the fingerprint): the
+    shipped ``pipelines/sts.yaml`` plus an ``openai:`` section, so a rerun without it resumes."""
+    import yaml
+
+    from datagen.config import packaged
+
+    config = yaml.safe_load(packaged("pipelines", "sts.yaml").read_text(encoding="utf-8"))
+    config["generate"]["openai"] = {"max_retries": max_retries, "timeout_s": timeout_s}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
