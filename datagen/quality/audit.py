@@ -357,6 +357,7 @@ class Audit:
     sample: AuditSample
     rows: dict[str, dict]  # id -> anchor and outputs, for the sampled rows
     labels: dict[str, LabelRecord] = field(default_factory=dict)  # id -> latest record, sampled rows only
+    history: list[LabelRecord] = field(default_factory=list)  # every record of the sampled rows, in file order
 
     @property
     def relations(self) -> tuple[str, ...]:
@@ -378,6 +379,7 @@ class Audit:
     def record(self, records: Sequence[LabelRecord]) -> None:
         """Save records (appended, fsynced) and take them as the rows' current labels."""
         append_labels(self.labels_path, records)
+        self.history.extend(records)
         for record in records:
             self.labels[record.id] = record
 
@@ -420,13 +422,14 @@ def open_audit(out: str | Path, *, size: int | None = None, seed: int | None = N
     _check_sample(out, sample, manifest, {"sample": size, "seed": seed, "stratify": stratify})
     by_id = {row["id"]: row for row in rows}
     wanted = set(sample.ids)
-    labels = {r.id: r for r in read_labels(out / AUDIT / LABELS_FILE) if r.id in wanted}
+    history = [r for r in read_labels(out / AUDIT / LABELS_FILE) if r.id in wanted]
+    labels = {r.id: r for r in history}
     for record in labels.values():
         if set(record.labels) != set(spec.fields):
             raise StorageError(f"{out / AUDIT / LABELS_FILE}: row {record.id} is labelled {sorted(record.labels)}, "
                                f"{spec.name} rows have {list(spec.fields)}; the file was edited — fix or delete "
                                "its lines for that row")
-    return Audit(out, spec, sample, {row_id: by_id[row_id] for row_id in sample.ids}, labels)
+    return Audit(out, spec, sample, {row_id: by_id[row_id] for row_id in sample.ids}, labels, history)
 
 
 def _read_rows(out: Path, manifest: Manifest, spec: TaskSpec) -> list[dict]:
@@ -521,10 +524,9 @@ def audit_report(out: str | Path) -> dict:
 
 def _latest_by_annotator(audit: Audit) -> dict[str, dict[str, LabelRecord]]:
     """annotator -> row id -> that annotator's latest labels, over the sampled rows."""
-    wanted, latest = set(audit.sample.ids), {}
-    for record in read_labels(audit.labels_path):
-        if record.id in wanted:
-            latest.setdefault(record.annotator, {})[record.id] = record
+    latest: dict[str, dict[str, LabelRecord]] = {}
+    for record in audit.history:
+        latest.setdefault(record.annotator, {})[record.id] = record
     return latest
 
 
