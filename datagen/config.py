@@ -141,6 +141,10 @@ class ValidationConfig(Frozen):
     # Outputs the anchor must entail: rejected as ``adds_detail`` when they hold a number, a name or a negation
     # the anchor never mentions. The pipelines turn it on for entailment, positive and intermediate.
     no_new_detail_outputs: tuple[str, ...] = ()
+    # Outputs that must exclude the anchor (contradiction, negative): rejected as ``only_deletes`` when they are the
+    # anchor with words left out and nothing added or negated, since the anchor then entails them. Such shortened
+    # copies were the commonest wrong sts negative in the third audit round (bench/README.md).
+    not_deletion_outputs: tuple[str, ...] = ()
 
 
 class GenerateConfig(Frozen):

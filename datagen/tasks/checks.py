@@ -203,6 +203,9 @@ class Record(BaseModel):
         for name in settings.no_new_detail_outputs:
             if name in outputs and (added := added_details(self.anchor, outputs[name])):
                 raise fail(name, "adds_detail", f"{name} adds {', '.join(sorted(added))}, which the anchor lacks")
+        for name in settings.not_deletion_outputs:
+            if name in outputs and only_deletes(self.anchor, outputs[name]):
+                raise fail(name, "only_deletes", f"{name} only leaves words out of the anchor, so the anchor entails it")
         return self
 
 
@@ -248,6 +251,43 @@ def is_one_substitution(anchor: str, output: str, *, max_span: int = 4) -> bool:
     # is a deletion in disguise, and leaves the sentences compatible.
     brings_something = bool(new & _NEGATIONS) or bool(content_words(" ".join(new)) - content_words(anchor))
     return a_end - a_start <= max_span and b_end - b_start <= max_span and brings_something
+
+
+# Words whose removal turns a statement around ("the former mayor" -> "the mayor", "nearly won" -> "won").
+_REVERSING_WORDS = frozenset(
+    "former formerly ex almost nearly barely hardly without except failed unsuccessfully attempted".split()
+)
+
+
+def only_deletes(anchor: str, output: str) -> bool:
+    """Whether ``output`` is ``anchor`` with words left out and nothing else: its content words appear in the
+    anchor in the same order, the negations are unchanged, and no word is removed that reverses a claim ("former",
+    "nearly"); function words may differ. The anchor entails such an output, so it can be neither a contradiction
+    nor a negative."""
+    return (_is_subsequence(_content_sequence(output), _content_sequence(anchor))
+            and _negations(anchor) == _negations(output) and not _drops_a_reversal(anchor, output))
+
+
+def _content_sequence(text: str) -> list[str]:
+    return [word for word in normalise(text).split() if word not in _FUNCTION_WORDS]
+
+
+def _is_subsequence(short: list[str], long: list[str]) -> bool:
+    # In order: "despite David's fear" -> "despite Jacob's fear" reuses the anchor's words but swaps who is afraid.
+    remaining = iter(long)
+    return all(word in remaining for word in short)
+
+
+def _drops_a_reversal(anchor: str, output: str) -> bool:
+    # Only when what it modified stays: "the former mayor" -> "the mayor" turns around, while leaving out the
+    # whole "the former mayor," of an apposition does not.
+    anchor_words, kept = normalise(anchor).split(), set(normalise(output).split())
+    return any(word in _REVERSING_WORDS and word not in kept and following in kept
+               for word, following in zip(anchor_words, anchor_words[1:]))
+
+
+def _negations(text: str) -> set[str]:
+    return _words(text) & _NEGATIONS
 
 
 # Details a reader checks first: a changed number, name or negation changes what is claimed, whatever the wording.

@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
-from datagen.tasks.checks import added_details, details, dropped_details, similarity
+from datagen.tasks.checks import added_details, details, dropped_details, only_deletes, similarity
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
 
@@ -153,3 +153,20 @@ def test_detail_checks_reject_with_their_reasons_only_where_configured():
     # off by default: the same rows pass without the settings
     assert STSTuple.model_validate({**row, "intermediate": "Maria Lindqvist, a Swede, went to the Olympics."},
                                    context=ValidationConfig())
+
+
+def test_a_shortened_anchor_is_no_contradiction_or_negative():
+    anchor = "The former mayor, Anna Berg, won two gold and two silver medals at the 1998 games."
+    assert only_deletes(anchor, "Anna Berg won two gold medals at the 1998 games.")
+    assert not only_deletes(anchor, "The mayor won medals.")  # "former" left out, "mayor" kept: turned around
+    assert not only_deletes(anchor, "Anna Berg did not win medals at the 1998 games.")  # negated
+    assert not only_deletes(anchor, "Anna Berg won two bronze medals at the 1998 games.")  # a swapped detail
+    assert not only_deletes("She did not vote.", "She voted.")  # a negation removed reverses it
+    assert not only_deletes("Jacob made it despite David's fear.", "Jacob made it despite Jacob's fear.")  # order
+    row = {"anchor": anchor, "positive": "At the 1998 games the former mayor, Anna Berg, won two gold and two silver medals.",
+           "intermediate": "Anna Berg won medals at the 1998 games.",
+           "negative": "Anna Berg won two gold medals at the 1998 games."}
+    settings = ValidationConfig(not_deletion_outputs=("negative",))
+    assert reason_of(STSTuple, row, settings) == ("only_deletes", "negative")
+    assert STSTuple.model_validate({**row, "negative": "Anna Berg won no medals at the 1998 games."}, context=settings)
+    assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
