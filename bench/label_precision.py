@@ -42,7 +42,7 @@ def write_seeds(path: Path, start: int, count: int) -> None:
 def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     from datagen.config import load_config, packaged
     from datagen.generation.run import generate
-    from datagen.quality.filter import FilterSpec, filter_dataset
+    from datagen.quality.filter import FilterSpec, filter_dataset, parse_relation_bars
     from datagen.quality.judge import JudgeConfig, judge_dataset
     from datagen.quality.score import score_dataset
 
@@ -57,7 +57,7 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     started = time.perf_counter()
     judged = judge_dataset(generated, JudgeConfig(model=args.judge_model))
     judge_s = time.perf_counter() - started if judged.shards_judged else None
-    by_relation = {rel: float(p) for rel, _, p in (v.partition("=") for v in args.min_judge_for.get(task, []))}
+    by_relation = parse_relation_bars(args.min_judge_for.get(task, []))
     spec = FilterSpec(min_judge=args.min_judge, min_judge_by_relation=by_relation, best_per_seed=args.n > 1)
     filtered = filter_dataset(generated, kept, spec, overwrite=True)
     scores = score_dataset(kept) if filtered.kept else None

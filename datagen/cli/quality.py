@@ -17,7 +17,6 @@ from datagen.cli.flags import generation_commands, verbose_help
 from datagen.cli.progress import judge_interrupted_line
 from datagen.cli.session import ModelSession
 from datagen.engine_logs import engine_log_path
-from datagen.errors import InputError
 
 @user_errors
 def score_command(
@@ -63,25 +62,14 @@ def filter_command(
     overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
 ) -> None:
     """Write the rows of a scored and/or judged dataset that pass the thresholds as a new dataset."""
-    from datagen.quality.filter import FilterSpec, filter_dataset
+    from datagen.quality.filter import FilterSpec, filter_dataset, parse_relation_bars
 
     spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap,
-                      min_judge=min_judge, min_judge_by_relation=_relation_thresholds(min_judge_for or []),
+                      min_judge=min_judge, min_judge_by_relation=parse_relation_bars(min_judge_for or []),
                       best_per_seed=best_per_seed)
     summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
     typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")
-
-
-def _relation_thresholds(values: list[str]) -> dict[str, float]:
-    thresholds = {}
-    for value in values:
-        relation, _, number = value.partition("=")
-        try:
-            thresholds[relation.strip()] = float(number)
-        except ValueError:
-            raise InputError(f"--min-judge-for {value!r}: write RELATION=P, e.g. contradiction=0.6") from None
-    return thresholds
 
 
 @user_errors

@@ -28,6 +28,22 @@ from datagen.tasks import get_task
 REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge", "filtered_not_best")
 
 
+def parse_relation_bars(values: list[str]) -> dict[str, float]:
+    """``["contradiction=0.8", ...]`` (``--min-judge-for``) as ``{"contradiction": 0.8}``.
+
+    Raises:
+        InputError: a value that is not ``RELATION=P``.
+    """
+    bars = {}
+    for value in values:
+        relation, _, number = value.partition("=")
+        try:
+            bars[relation.strip()] = float(number)
+        except ValueError:
+            raise InputError(f"--min-judge-for {value!r}: write RELATION=P, e.g. contradiction=0.6") from None
+    return bars
+
+
 @dataclass(frozen=True)
 class FilterSpec:
     """Which rows to drop. A row failing several tests gets the first reason, in this order.
