@@ -125,6 +125,9 @@ class ValidationConfig(Frozen):
     # Meaning-changing outputs (negative, contradiction) are rejected only as exact copies.
     max_similarity_to_anchor: float = Field(0.95, ge=0.0, le=1.0)
     max_similarity_between_outputs: float = Field(0.95, ge=0.0, le=1.0)
+    # Reject outputs that are subjectless phrases ("Directed some popular films."), unless the anchor is one too:
+    # readers mark them wrong for every relation, since they cannot be read as one statement.
+    reject_fragments: bool = True
     # STS: the intermediate must be shorter than the positive ("fewer details").
     require_shorter_intermediate: bool = True
     # Outputs a prompt makes by deleting words (the "edits" variant's entailment / intermediate): rejected as

@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
-from datagen.tasks.checks import added_details, details, dropped_details, only_deletes, similarity
+from datagen.tasks.checks import added_details, details, dropped_details, looks_like_fragment, only_deletes, similarity
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
 
@@ -119,7 +119,8 @@ def test_details_are_numbers_names_and_negations_not_sentence_starts():
     assert details("On 3 May 1990 the Elbe bridge was not yet open to Anna's trains.") == {
         "3", "may", "1990", "elbe", "not", "anna"}
     assert details("Two boys saw the 20th race.") == {"two", "20"}  # "Two" starts the sentence but is a number
-    assert details("It rained. Then I left.") == set()  # "Then" starts a sentence, "I" is no name
+    assert details("It rained. Later I left.") == set()  # "Later" starts a sentence, "I" is no name
+    assert details("He then also directed films.") == {"then", "also"}  # qualifiers change what is claimed
 
 
 def test_a_paraphrase_must_keep_every_detail_and_an_entailment_add_none():
@@ -170,3 +171,34 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     assert reason_of(STSTuple, row, settings) == ("only_deletes", "negative")
     assert STSTuple.model_validate({**row, "negative": "Anna Berg won no medals at the 1998 games."}, context=settings)
     assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
+
+
+def test_a_positive_keeps_its_qualifiers():
+    assert dropped_details("He has also directed some films.", "He has directed some films.") == {"also"}
+    assert dropped_details("Then he became a scholar.", "He then became a scholar.") == set()
+    assert added_details("He won the race.", "He only just won the race.") == {"only", "just"}
+    assert added_details("The case went to the justice.", "Just the case went to the justice.") == {"just"}  # whole
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("Born in Newport and educated at Forest Gate School.", True),
+    ("Earning a gold medal as the top student in the class.", True),
+    ("Directed some of the popular Marathi films.", True),
+    ("Born in 1925 in Peru, Tobalina moved to Brazil.", False),  # a clause follows the comma
+    ("Spring is the wettest season here.", False),
+    ("Nothing happened that night.", False),
+    ("Published in 1990, the book sold well.", False),
+    ("Red Square was full of people.", False),
+])
+def test_fragments_are_participle_phrases_without_a_clause(text, fragment):
+    assert looks_like_fragment(text) is fragment
+
+
+def test_a_fragment_is_rejected_unless_the_anchor_is_one():
+    row = {"anchor": "He has also directed some popular Marathi films.", "entailment": "Directed some popular films.",
+           "contradiction": "He has never directed a film."}
+    assert reason_of(NLITriple, row) == ("fragment", "entailment")
+    titled = {**row, "anchor": "Directed by Ravi Jadhav and produced in Pune."}
+    assert NLITriple.model_validate({**titled, "contradiction": "Directed by someone else entirely in Mumbai."},
+                                    context=ValidationConfig())
+    assert NLITriple.model_validate(row, context=ValidationConfig(reject_fragments=False))
