@@ -13,10 +13,11 @@ def embedded_model_path() -> str:
     return resolve_model("qwen2.5-0.5b").path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def vllm_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathFactory):
     """Base URL (``http://127.0.0.1:PORT/v1``) of a real vLLM server serving the embedded model
-    as ``qwen2.5-0.5b``; started per test module (~40-50 s) so its ~4 GB is freed when the module ends."""
+    as ``qwen2.5-0.5b``; started once (~40-50 s) for the openai engine and judge tests, which only read from it.
+    Its ~4 GB stay in use until the session ends, within this machine's 24 GiB."""
     from datagen.engines.vllm_server import launch_vllm_server
 
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"

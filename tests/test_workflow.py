@@ -13,6 +13,7 @@ from datagen.dataset.shards import read_rows
 from datagen.errors import ConfigError
 from datagen.generation.run import generate
 from datagen.quality.judge import judge_dataset
+from datagen.tasks import get_task
 from datagen.workflow import load_pipeline, parse_pipeline, run_pipeline
 from tests.support.fakes import FakeEngine, FakeJudge
 
@@ -45,8 +46,8 @@ def test_the_shipped_checked_pipelines_load_without_a_train_section():
         spec = load_pipeline(packaged("pipelines", f"{task}_checked.yaml"))
         assert spec.generate.config.task == task and spec.train is None and spec.eval is None and not spec.rfd
         assert spec.judge.config.model == "qwen2.5-1.5b" and spec.filter.spec.best_per_seed
-        assert set(spec.filter.spec.min_judge_by_relation) <= set(spec.generate.config.validation.no_new_detail_outputs
-                                                                  ) | {"contradiction"}
+        relations = set(get_task(task).record.output_fields())
+        assert spec.filter.spec.min_judge_by_relation and set(spec.filter.spec.min_judge_by_relation) <= relations
 
 
 def test_generate_judge_filter_runs_in_order_and_a_rerun_keeps_everything(tmp_path, seed_file):
