@@ -139,10 +139,10 @@ class ValidationConfig(Frozen):
     # the deletions and negations took the 1.5B generator from 1 to 8 kept rows of 40 dev seeds (nli, joint).
     substitution_outputs: tuple[str, ...] = ()
     # Outputs that must keep the anchor's meaning whole (a paraphrase): rejected as ``drops_detail`` when a number,
-    # a name or a negation of the anchor is missing from them. The pipelines turn it on for sts's positive.
+    # a name, a negation or a qualifier ("also", "only", "then") of the anchor is missing from them. The pipelines turn it on for sts's positive.
     detail_keeping_outputs: tuple[str, ...] = ()
-    # Outputs the anchor must entail: rejected as ``adds_detail`` when they hold a number, a name or a negation
-    # the anchor never mentions. The pipelines turn it on for entailment, positive and intermediate.
+    # Outputs the anchor must entail: rejected as ``adds_detail`` when they hold a number, a name, a negation or a
+    # qualifier the anchor never mentions. The pipelines turn it on for entailment, positive and intermediate.
     no_new_detail_outputs: tuple[str, ...] = ()
     # Outputs that must exclude the anchor (contradiction, negative): rejected as ``only_deletes`` when they are the
     # anchor with words left out and nothing added or negated, since the anchor then entails them. Such shortened
