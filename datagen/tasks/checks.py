@@ -235,7 +235,11 @@ _FUNCTION_WORDS = frozenset(
 
 
 def content_words(text: str) -> set[str]:
-    return set(normalise(text).split()) - _FUNCTION_WORDS
+    return set(_content_sequence(text))
+
+
+def _content_sequence(text: str) -> list[str]:
+    return [word for word in normalise(text).split() if word not in _FUNCTION_WORDS]
 
 
 def added_content_words(anchor: str, output: str) -> set[str]:
@@ -284,10 +288,6 @@ def only_deletes(anchor: str, output: str) -> bool:
     nor a negative."""
     return (_is_subsequence(_content_sequence(output), _content_sequence(anchor))
             and _negations(anchor) == _negations(output) and not _drops_a_reversal(anchor, output))
-
-
-def _content_sequence(text: str) -> list[str]:
-    return [word for word in normalise(text).split() if word not in _FUNCTION_WORDS]
 
 
 def _is_subsequence(short: list[str], long: list[str]) -> bool:
