@@ -55,7 +55,9 @@ class VLLMConfig(Frozen):
     kv_cache_gib: int = Field(2, ge=1)
     # Few-shot prompts are ~300-600 tokens; 2048 leaves room for joint output.
     max_model_len: int = Field(2048, ge=256)
-    dtype: str = "bfloat16"
+    # "auto": bfloat16 on GPUs and on CPUs with native bf16 (avx512_bf16/amx_bf16), float32 on other CPUs,
+    # where emulated bf16 ran ~250x slower (datagen/engines/precision.py). Or name one: float32, bfloat16, ...
+    dtype: str = "auto"
     # CUDA graphs do not exist on CPU; eager also starts faster.
     enforce_eager: bool = True
     # The system + few-shot prefix is identical across rows: measured 4.3x faster with caching.

@@ -40,6 +40,7 @@ from datagen.engines.base import (
     check_top_k,
     top_candidates,
 )
+from datagen.engines.precision import resolve_dtype
 from datagen.engines.vllm_engine import cpu_engine_env  # imports no vLLM itself
 from datagen.errors import ConfigError, EngineError
 
@@ -187,7 +188,8 @@ class RayEngine:
 
     def _engine_kwargs(self) -> dict[str, Any]:
         return {
-            "dtype": self._vllm.dtype,
+            # Resolved where the driver runs: a CPU cluster's replicas have the driver's vLLM build.
+            "dtype": resolve_dtype(self._vllm.dtype),
             "max_model_len": self._vllm.max_model_len,
             "enforce_eager": self._vllm.enforce_eager,
             "enable_prefix_caching": self._vllm.enable_prefix_caching,

