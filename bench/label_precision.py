@@ -55,7 +55,7 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     summary = generate(config, seeds, generated)
     generation_s = time.perf_counter() - started if not summary.already_complete else None
     started = time.perf_counter()
-    judged = judge_dataset(generated, JudgeConfig(model=args.judge_model))
+    judged = judge_dataset(generated, JudgeConfig(model=args.judge_model, templates_dir=args.judge_templates))
     judge_s = time.perf_counter() - started if judged.shards_judged else None
     by_relation = parse_relation_bars(args.min_judge_for.get(task, []))
     spec = FilterSpec(min_judge=args.min_judge, min_judge_by_relation=by_relation, best_per_seed=args.n > 1)
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--min-judge", type=float, default=None, help="one bar for every relation")
     parser.add_argument("--min-judge-for", action="append", default=[], metavar="TASK:RELATION=P",
                         help="a relation's own bar, e.g. nli:contradiction=0.8 (repeatable)")
+    parser.add_argument("--judge-templates", default=None,
+                        help="a prompts/ folder of your own for the judge (e.g. to try another question); default: the packaged one")
     parser.add_argument("--n", type=int, default=1, help="samples per seed; above 1 the filter keeps the best per seed")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "precision")
     args = parser.parse_args()
