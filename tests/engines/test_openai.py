@@ -410,6 +410,8 @@ def test_datagen_sts_through_real_server_matches_contract(vllm_server_url, tmp_p
     import subprocess
     import sys
 
+    import pyarrow.parquet as pq
+
     out = tmp_path / "sts_openai"
     args = [sys.executable, "-m", "datagen.cli", "sts", "--seeds", str(seed_file), "--out", str(out),
             "--engine", "openai", "--base-url", vllm_server_url, "--model", "qwen2.5-0.5b", "--shard-rows", "4"]
@@ -419,7 +421,13 @@ def test_datagen_sts_through_real_server_matches_contract(vllm_server_url, tmp_p
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["rows"] + manifest["counts"]["rejects"] == 10
     assert manifest["config"]["engine"] == "openai"
-    assert "engine_error" not in manifest["counts"]["reject_reasons"] and manifest["counts"]["rows"] >= 3
+    # How many of the 0.5B model's 10 tuples pass validation depends on the dtype the CPU computes in (3 or more
+    # in bfloat16 on an AMX Xeon, 2 in float32 on an AVX2-only EPYC): the contract needs some rows, not a count.
+    assert "engine_error" not in manifest["counts"]["reject_reasons"] and manifest["counts"]["rows"] >= 1
+    import pyarrow.parquet as pq
+
+    assert sum(pq.read_metadata(out / shard["data"]["path"]).num_rows for shard in manifest["shards"]) == \
+        manifest["counts"]["rows"]
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"sk-test-secret-never-written" not in written
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
