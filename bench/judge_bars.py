@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def load_dev_rows(out: Path) -> tuple[list[dict], int]:
@@ -71,18 +72,8 @@ def relation_probability(row: dict, checks: list[str]) -> float:
     return min(values)
 
 
-def auc(scores: list[float], positives: list[bool]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); None without both classes."""
-    pos = [s for s, p in zip(scores, positives) if p]
-    neg = [s for s, p in zip(scores, positives) if not p]
-    if not pos or not neg:
-        return None
-    wins = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: dict[str, list[float]]) -> list[dict]:
-    from datagen.quality.audit import precision
+    from datagen.quality.audit import precision, row_verdict
     from datagen.quality.filter import FilterSpec, best_sample_key, filter_reason
 
     results = []
@@ -99,10 +90,7 @@ def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: d
             if row["seed_index"] not in best or key > best[row["seed_index"]][0]:
                 best[row["seed_index"]] = (key, row)
         kept = [row for _, row in best.values()]
-        verdicts = []
-        for row in kept:
-            per_relation = [strict_label(row, r) for r in relations]
-            verdicts.append("wrong" if "wrong" in per_relation else "unsure" if None in per_relation else "right")
+        verdicts = [row_verdict({r: strict_label(row, r) or "unsure" for r in relations}) for row in kept]
         results.append({"bars": by_relation, "kept": len(kept), "yield": round(len(kept) / seeds, 4),
                         "rows": precision(verdicts),
                         "relations": {r: precision(strict_label(row, r) or "unsure" for row in kept) for r in relations}})
@@ -120,8 +108,11 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None)
     args = parser.parse_args()
 
+    import numpy as np
+
     from datagen.dataset.manifest import read_manifest
     from datagen.tasks import get_task
+    from judge_accuracy import auc  # same Mann-Whitney AUC as the judge's calibration
 
     spec = get_task(read_manifest(args.out).task)
     rows, seeds = load_dev_rows(args.out)
@@ -141,9 +132,9 @@ def main() -> None:
         relation = next((r for r in spec.fields if column.startswith(f"{r}_")), None)
         pairs = [(row["judge"].get(f"p_{column}"), strict_label(row, relation)) for row in labelled]
         pairs = [(p, label == "right") for p, label in pairs if p is not None and not math.isnan(p) and label]
-        area = auc([p for p, _ in pairs], [ok for _, ok in pairs])
+        area = auc(np.array([p for p, _ in pairs]), np.array([ok for _, ok in pairs], dtype=bool))
         rights = sum(ok for _, ok in pairs)
-        print(f"  AUC {column:34s} {'n/a' if area is None else f'{area:.3f}'}  ({rights} right of {len(pairs)})")
+        print(f"  AUC {column:34s} {area:.3f}  ({rights} right of {len(pairs)}; nan: one class only)")
 
     results = sweep(labelled, seeds, relations, grid)
     results.sort(key=lambda r: (r["rows"]["ci95"] or [0])[0], reverse=True)
