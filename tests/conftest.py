@@ -31,22 +31,22 @@ def vllm_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathF
         yield base_url
 
 
-@pytest.fixture(scope="module")
-def batch_invariant_server_url(embedded_model_path: str, tmp_path_factory: pytest.TempPathFactory):
-    """Like ``vllm_server_url``, but one request at a time and no prefix cache, so a greedy run is
-    reproducible token for token (vLLM on CPU is not batch invariant); for the suites that compare a
-    resumed run with an uninterrupted one."""
-    from datagen.engines.vllm_server import launch_vllm_server
+@pytest.fixture(scope="session")
+def greedy_nli_reference(tmp_path_factory, embedded_model_path):
+    """One uninterrupted greedy run of the real CLI without a terminal (``tests/support/real_runs.py``), shared by
+    the suites that interrupt the same command and compare: the quiet-terminal test reads its stderr, the
+    SIGINT and SIGKILL tests compare their resumed rows with its rows. Returns (out, CompletedProcess)."""
+    import subprocess
+    import sys
 
-    with launch_vllm_server(
-        embedded_model_path,
-        served_model_name="qwen2.5-0.5b",
-        kv_cache_gib=1,
-        startup_timeout_s=300,
-        log_path=tmp_path_factory.mktemp("vllm-server") / "server.log",
-        batch_invariant=True,
-    ) as base_url:
-        yield base_url
+    from tests.support.real_runs import REPO, engine_env, greedy_nli_args
+
+    tmp = tmp_path_factory.mktemp("greedy_nli")
+    out = tmp / "reference"
+    result = subprocess.run([sys.executable, *greedy_nli_args(out, tmp)], cwd=REPO, env=engine_env(), text=True,
+                            capture_output=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
 
 
 # --- generation fixtures ---

@@ -26,8 +26,8 @@ from datagen.dataset.shards import LOCK, read_rows
 from datagen.cli.interrupts import StopSignals, Stopped, exit_code_of
 from datagen.cli.session import ModelSession
 from datagen.engines.base import LogprobsEngine, StreamingEngine
-from tests.cli.conftest import (FAKE_CLI, REAL_SEEDS, REAL_SHARD_ROWS, greedy_nli_args, shards_journaled, start,
-                                wait_for)
+from tests.cli.conftest import FAKE_CLI, shards_journaled, start, wait_for
+from tests.support.real_runs import REAL_SEEDS, REAL_SHARD_ROWS, greedy_nli_args
 
 INTERRUPTED = re.compile(r"^interrupted: (\d+) of (\d+) shards kept; run the same command to resume$", re.M)
 SEED_COUNT, SHARD_ROWS = 10, 2  # the seed_file fixture: 5 shards

@@ -1,8 +1,8 @@
 """Reliability suite 1: SIGKILL `datagen sts` at 20 points, resume after each, and get the uninterrupted
 dataset back (same ids, same rows; greedy decoding), with 0 rows lost and 0 duplicated.
 
-The CLI runs as a real subprocess with the openai engine against this module's real vLLM server, so a
-kill never restarts an engine. Kill points come from a seeded RNG and mix
+The CLI runs as a real subprocess with the openai engine against the reliability suites' real vLLM server
+(tests/reliability/conftest.py), so a kill never restarts an engine. Kill points come from a seeded RNG and mix
   * exact file-system steps (tests/crash_runner.py wraps ``os.replace`` / ``os.fsync`` in the child
     and SIGKILLs it there: a shard fsynced but not renamed, renamed but not in the manifest, the
     manifest's tmp file written but not renamed, ...), and
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,12 @@ from tests.support.reliability import (
     compare_with_reference,
     leftovers,
     run_cli,
-    server_url,
     start_runner,
-    sts_args,
 )
+from tests.reliability.conftest import SEEDS, SHARD_ROWS, reliability_args
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 
-SEEDS, SHARD_ROWS, MAX_TOKENS = 8, 2, 40  # 4 shards of 2 seeds x 3 prompts (separate mode)
 SHARDS = SEEDS // SHARD_ROWS
 KILLS = 20
 RNG_SEED = 20261125
@@ -45,25 +42,15 @@ STEP_KILLS = [  # (op, target, when): the steps that decide atomicity
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def base_url(request) -> str:
-    return server_url(request)
-
-
-@pytest.fixture(scope="module")
-def reference(base_url, tmp_path_factory) -> tuple[Path, float]:
-    """An uninterrupted run, and how long it took (to scale the timed kills)."""
-    out = tmp_path_factory.mktemp("crash") / "reference"
-    started = time.monotonic()
-    result = run_cli(sts_args(out, base_url, seeds=SEEDS, shard_rows=SHARD_ROWS, max_tokens=MAX_TOKENS))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out, time.monotonic() - started
+@pytest.fixture
+def base_url(server) -> str:
+    return server.base_url
 
 
 def test_greedy_rerun_reproduces_the_reference(base_url, reference, tmp_path):
     """Precondition of the crash test: two uninterrupted greedy runs on the server give the same rows."""
     out = tmp_path / "again"
-    result = run_cli(sts_args(out, base_url, seeds=SEEDS, shard_rows=SHARD_ROWS, max_tokens=MAX_TOKENS))
+    result = run_cli(reliability_args(out, base_url))
     assert result.returncode == 0, result.stderr[-2000:]
     assert compare_with_reference(out, reference[0]) == {"lost": 0, "duplicated": 0, "differing": 0}
 
@@ -122,7 +109,7 @@ def test_sigkill_at_20_points_then_resume_gives_the_uninterrupted_dataset(base_u
         if out is None:
             out = tmp_path / f"chain{len(chains)}"
             chain_kills: list[str] = []
-        cli = sts_args(out, base_url, seeds=SEEDS, shard_rows=SHARD_ROWS, max_tokens=MAX_TOKENS)
+        cli = reliability_args(out, base_url)
         if len(kills) < KILLS:
             label, spec, delay = draw_kill(rng, pending_shards(out), seconds_per_shard)
         else:

@@ -5,7 +5,8 @@ injected by a local proxy in front of the real server; a server that keeps faili
 SIGKILLed mid-run and started again. Each run either completes with the uninterrupted run's rows or
 stops with one clear line, keeps every shard already written, and a rerun resumes to completion.
 
-The module runs its own server (the restart test must kill it), started once (~45 s) and restarted once.
+The suites of tests/reliability share one server (tests/reliability/conftest.py); the restart test kills it and
+starts it again on the same port.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import pytest
 from datagen.engines.vllm_server import pick_free_port
 from tests.support.reliability import (
     FaultProxy,
-    ManagedServer,
     check_consistent,
     compare_with_reference,
     leftovers,
@@ -27,34 +27,16 @@ from tests.support.reliability import (
     retry_config,
     run_cli,
     start_runner,
-    sts_args,
 )
+from tests.reliability.conftest import SHARD_ROWS, reliability_args
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 
-SEEDS, SHARD_ROWS, MAX_TOKENS = 6, 2, 32  # 3 shards of 2 seeds x 3 prompts (separate mode)
 CLEAN = {"lost": 0, "duplicated": 0, "differing": 0}
 
 
-@pytest.fixture(scope="module")
-def server(embedded_model_path, tmp_path_factory):
-    managed = ManagedServer(embedded_model_path, tmp_path_factory.mktemp("server") / "server.log")
-    managed.start()
-    yield managed
-    managed.stop()
-
-
-@pytest.fixture(scope="module")
-def reference(server, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("server-ref") / "reference"
-    result = run_cli(args(out, server.base_url))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
-
-
 def args(out: Path, base_url: str, config: Path | None = None) -> list[str]:
-    extra = ("--config", str(config)) if config else ()
-    return sts_args(out, base_url, seeds=SEEDS, shard_rows=SHARD_ROWS, max_tokens=MAX_TOKENS, extra=extra)
+    return reliability_args(out, base_url, config)
 
 
 def error_line(result) -> str:
@@ -78,7 +60,7 @@ def test_port_where_nothing_listens_stops_with_one_line_then_resumes(server, ref
 
     rerun = run_cli(args(out, server.base_url))  # the same command with the right URL
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert compare_with_reference(out, reference) == CLEAN and not leftovers(out)
+    assert compare_with_reference(out, reference[0]) == CLEAN and not leftovers(out)
 
 
 def test_injected_500_429_slow_and_dropped_answers_are_retried_to_the_same_rows(server, reference, tmp_path):
@@ -104,7 +86,7 @@ def test_injected_500_429_slow_and_dropped_answers_are_retried_to_the_same_rows(
     assert result.returncode == 0, result.stderr[-2000:]
     print(f"\nserver suite, injected: {dict(proxy.injected)}; forwarded {proxy.forwarded}")
     assert {"http_500", "http_429", "http_503", "slow", "drop"} <= set(proxy.injected)
-    assert compare_with_reference(tmp_path / "out", reference) == CLEAN and not leftovers(tmp_path / "out")
+    assert compare_with_reference(tmp_path / "out", reference[0]) == CLEAN and not leftovers(tmp_path / "out")
     rejects = read_kind(tmp_path / "out", "rejects")
     assert not [row for row in rejects if row["reason"] == "engine_error"]
 
@@ -130,7 +112,7 @@ def test_server_that_keeps_failing_stops_cleanly_and_a_rerun_resumes(server, ref
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "1 resumed" in rerun.stderr
     assert json.loads((out / "manifest.json").read_text())["shards"][0]["data"]["sha256"] == kept
-    assert compare_with_reference(out, reference) == CLEAN and not leftovers(out)
+    assert compare_with_reference(out, reference[0]) == CLEAN and not leftovers(out)
 
 
 def test_server_killed_mid_run_then_restarted_and_resumed(server, reference, tmp_path):
@@ -157,4 +139,4 @@ def test_server_killed_mid_run_then_restarted_and_resumed(server, reference, tmp
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     final = {s["index"]: s["data"]["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]}
     assert all(final[s["index"]] == s["data"]["sha256"] for s in written)  # kept, not rewritten
-    assert compare_with_reference(out, reference) == CLEAN and not leftovers(out)
+    assert compare_with_reference(out, reference[0]) == CLEAN and not leftovers(out)

@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability suites (tests/test_reliability_*.py): run the real CLI, read an
+"""Helpers shared by the reliability suites (tests/reliability/): run the real CLI, read an
 output directory back, and compare it with an uninterrupted run."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from datagen.dataset.manifest import MANIFEST, read_manifest
 from datagen.dataset.shards import LOCK, file_sha256
@@ -19,11 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "examples" / "seeds.txt"
 RUNNER = REPO / "tests" / "support" / "crash_runner.py"
 SERVED_NAME = "qwen2.5-0.5b"
-
-
-def server_url(request: pytest.FixtureRequest) -> str:
-    """The module's real vLLM server; ``DATAGEN_TEST_SERVER_URL`` reuses one already running (local debugging)."""
-    return os.environ.get("DATAGEN_TEST_SERVER_URL") or request.getfixturevalue("batch_invariant_server_url")
 
 
 def sts_args(out: Path, base_url: str, *, seeds: int, shard_rows: int, max_tokens: int, extra: tuple = ()) -> list[str]:
