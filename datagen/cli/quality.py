@@ -58,6 +58,7 @@ def filter_command(
     max_overlap: Optional[float] = typer.Option(None, help="Drop rows with an output whose edit ratio to the anchor is above Y."),
     min_judge: Optional[float] = typer.Option(None, help="Drop rows where any relation's judge probability is below P (run `datagen judge OUT` first)."),
     min_judge_for: Optional[list[str]] = typer.Option(None, help="RELATION=P: drop rows whose judge probability for RELATION is below P (repeatable), e.g. contradiction=0.6."),
+    min_check: Optional[list[str]] = typer.Option(None, help="CHECK=P: drop rows whose probability for one judge check (a name in the task's judge.jinja) is below P (repeatable), e.g. intermediate_not_entails_anchor=0.2."),
     best_per_seed: bool = typer.Option(False, help="Keep one row per seed: the sample the judge (then the scores) rates best."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
 ) -> None:
@@ -66,6 +67,8 @@ def filter_command(
 
     spec = FilterSpec(require_tier_order=require_tier_order, min_margin=min_margin, max_overlap=max_overlap,
                       min_judge=min_judge, min_judge_by_relation=parse_relation_bars(min_judge_for or []),
+                      min_judge_by_check=parse_relation_bars(min_check or [], option="--min-check", what="CHECK",
+                                                             example="intermediate_not_entails_anchor=0.2"),
                       best_per_seed=best_per_seed)
     summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"

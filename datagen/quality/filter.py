@@ -28,19 +28,21 @@ from datagen.tasks import get_task
 REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge", "filtered_not_best")
 
 
-def parse_relation_bars(values: list[str]) -> dict[str, float]:
-    """``["contradiction=0.8", ...]`` (``--min-judge-for``) as ``{"contradiction": 0.8}``.
+def parse_relation_bars(values: list[str], *, option: str = "--min-judge-for", what: str = "RELATION",
+                        example: str = "contradiction=0.6") -> dict[str, float]:
+    """``["contradiction=0.8", ...]`` (``--min-judge-for``, or ``--min-check`` with its own words) as
+    ``{"contradiction": 0.8}``.
 
     Raises:
-        InputError: a value that is not ``RELATION=P``.
+        InputError: a value that is not ``NAME=P``.
     """
     bars = {}
     for value in values:
-        relation, _, number = value.partition("=")
+        name, _, number = value.partition("=")
         try:
-            bars[relation.strip()] = float(number)
+            bars[name.strip()] = float(number)
         except ValueError:
-            raise InputError(f"--min-judge-for {value!r}: write RELATION=P, e.g. contradiction=0.6") from None
+            raise InputError(f"{option} {value!r}: write {what}=P, e.g. {example}") from None
     return bars
 
 
@@ -61,6 +63,11 @@ class FilterSpec:
             the judge's probability for one relation (``judge_<relation>``) must reach its own bar. The judge's
             questions are not equally sharp, so one bar for all either lets weak relations through or drops
             strong ones.
+        min_judge_by_check: per-check thresholds (``{"intermediate_not_entails_anchor": 0.2}``), on top of the
+            others: one judge question's own probability (``p_<check>``, the names in the task's ``judge.jinja``)
+            must reach its bar. A relation's probability is the smallest of its checks, and its checks do not
+            share one scale: the sts intermediate wants "the anchor entails it" near certain but "it entails the
+            anchor" only not clearly so, which no single bar on their minimum can say.
         best_per_seed: of the rows that pass, keep one per seed: the sample that best passes the judge
             (highest ``judge_min``), then the scores (largest ``margin``, smallest ``overlap``), when present.
     """
@@ -70,6 +77,7 @@ class FilterSpec:
     max_overlap: float | None = None
     min_judge: float | None = None
     min_judge_by_relation: dict[str, float] = field(default_factory=dict)
+    min_judge_by_check: dict[str, float] = field(default_factory=dict)
     best_per_seed: bool = False
 
     @property
@@ -78,7 +86,8 @@ class FilterSpec:
 
     @property
     def uses_judge(self) -> bool:
-        return self.min_judge is not None or bool(self.min_judge_by_relation) or self.best_per_seed
+        return (self.min_judge is not None or bool(self.min_judge_by_relation) or bool(self.min_judge_by_check)
+                or self.best_per_seed)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,9 @@ def filter_reason(scores: dict, spec: FilterSpec, judged: dict | None = None) ->
         return "filtered_judge"  # NaN (no answer) never passes
     for relation, threshold in spec.min_judge_by_relation.items():
         if not (judged or {}).get(f"judge_{relation}", math.nan) >= threshold:
+            return "filtered_judge"
+    for check, threshold in spec.min_judge_by_check.items():
+        if not (judged or {}).get(f"p_{check}", math.nan) >= threshold:
             return "filtered_judge"
     return None
 
@@ -138,6 +150,8 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
         check_filter_applies(parent.task, spec)
         scores = check_scores_current(out, parent) if spec.uses_scores or not spec.uses_judge else None
         judged = check_judge_current(out, parent) if spec.uses_judge else None
+        if judged is not None:
+            check_judge_has_checks(judged, spec)
         manifest = _child_manifest(out, parent, scores, judged, spec)
         if (done := _same_filter_done(writer, manifest)) is not None:
             return FilterSummary(dest, done.counts.rows, {reason: count for reason, count in
@@ -168,6 +182,18 @@ def check_filter_applies(task: str, spec: FilterSpec) -> None:
     if len(fields) < 2 and (spec.require_tier_order or spec.min_margin is not None):
         raise InputError(f"task '{task}' has one output, so rows have no tier order or margin; "
                          "drop --require-tier-order/--min-margin and filter by --max-overlap")
+
+
+def check_judge_has_checks(judged: dict, spec: FilterSpec) -> None:
+    """Refuse a per-check bar for a check the judge did not ask (a typo, or another ``judge.jinja``).
+
+    Raises:
+        InputError: ``--min-check`` names no check of the manifest's judge section.
+    """
+    asked = [check["name"] for check in judged.get("checks", [])]
+    if unknown := sorted(set(spec.min_judge_by_check) - set(asked)):
+        raise InputError(f"--min-check {unknown[0]}: the judge asked no check of that name; use one of "
+                         f"{', '.join(asked)}, or judge again with templates that have it")
 
 
 def _same_filter_done(writer: DatasetWriter, manifest: Manifest) -> Manifest | None:

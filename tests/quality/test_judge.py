@@ -199,6 +199,33 @@ def test_filter_min_judge_for_one_relation_checks_only_that_relation(tmp_path, s
     assert not (tmp_path / "typo" / "data").exists()
 
 
+def test_filter_min_check_bars_one_judge_question_and_refuses_a_check_the_judge_did_not_ask(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)  # entailment_entailed: 0.2 for the dogs, NaN for the lighthouse; contradiction_false 0.8
+    kept = filter_dataset(out, tmp_path / "ent", FilterSpec(min_judge_by_check={"entailment_entailed": 0.5}))
+    assert kept.kept == 8 and kept.filtered == {"filtered_judge": 2}
+    assert "Two dogs are running along the beach." not in read_rows(kept.out).column("anchor").to_pylist()
+    assert json.loads((kept.out / "manifest.json").read_text())["filter"]["min_judge_by_check"] == {"entailment_entailed": 0.5}
+    lenient = filter_dataset(out, tmp_path / "low", FilterSpec(min_judge_by_check={"entailment_entailed": 0.1}))
+    assert lenient.kept == 9  # only the unanswered lighthouse fails
+    with pytest.raises(InputError, match="--min-check entailment_entails: the judge asked no check of that name; "
+                                         "use one of entailment_entailed, contradiction_false"):
+        filter_dataset(out, tmp_path / "typo", FilterSpec(min_judge_by_check={"entailment_entails": 0.5}))
+    assert not (tmp_path / "typo" / "data").exists()
+
+
+def test_filter_cli_takes_check_thresholds_and_refuses_a_malformed_one(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out)
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--min-check",
+                                      "entailment_entailed=0.5", "--min-check", "contradiction_false=0.75"])
+    assert result.exit_code == 0, result.output
+    assert "kept 8 of 10 rows (filtered: filtered_judge 2)" in result.output
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "bad"), "--min-check", "entailment_entailed"])
+    assert result.exit_code == 2 and "write CHECK=P, e.g. intermediate_not_entails_anchor=0.2" in result.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_filter_cli_takes_relation_thresholds_and_refuses_a_malformed_one(tmp_path, seed_file):
     out = make_nli(tmp_path / "nli", seed_file)
     judge(out)
