@@ -4,7 +4,8 @@ Label every validated row of a *generated* dataset (not only the kept ones: ``da
 --sample <all rows>``, two annotators imported with ``--import``), judge it (``datagen judge GENERATED``), then
 
     .venv/bin/python bench/judge_bars.py outputs/dev7/sts_default_qwen2.5-1.5b_n4 \
-        [--checks positive=positive_entailed,positive_entails_anchor] [--save bench/results/judge_bars_dev7.json]
+        [--checks positive=positive_entailed,positive_entails_anchor] [--save bench/results/judge_bars_dev7.json] \
+        [--bars-for-check intermediate_not_entails_anchor=0,0.2,0.3]
 
 For every combination of per-relation bars it applies the filter's own rule (``filter_reason``) and its
 best-sample-per-seed choice (``best_sample_key``), and prints the kept rows, the yield per seed and the precision of
@@ -72,18 +73,24 @@ def relation_probability(row: dict, checks: list[str]) -> float:
     return min(values)
 
 
-def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: dict[str, list[float]]) -> list[dict]:
+def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: dict[str, list[float]],
+          check_grid: dict[str, list[float]] | None = None) -> list[dict]:
+    """Every combination of relation bars (``grid``) and per-check bars (``check_grid``, the filter's
+    ``--min-check``), applied as ``datagen filter --best-per-seed`` would."""
     from datagen.quality.audit import precision, row_verdict
     from datagen.quality.filter import FilterSpec, best_sample_key, filter_reason
 
+    check_grid = check_grid or {}
     results = []
-    for bars in itertools.product(*(grid[r] for r in relations)):
+    for bars in itertools.product(*(grid[r] for r in relations), *check_grid.values()):
         by_relation = dict(zip(relations, bars))
-        spec = FilterSpec(min_judge_by_relation=by_relation, best_per_seed=True)
+        by_check = dict(zip(check_grid, bars[len(relations):]))
+        spec = FilterSpec(min_judge_by_relation=by_relation, min_judge_by_check=by_check, best_per_seed=True)
         best: dict[int, tuple[tuple, dict]] = {}
         for row in rows:
             judged = {f"judge_{r}": relation_probability(row, checks) for r, checks in relations.items()}
             judged["judge_min"] = min(judged.values())
+            judged.update({f"p_{c}": relation_probability(row, [c]) for c in by_check})
             if filter_reason({}, spec, judged) is not None:
                 continue
             key = best_sample_key({}, judged)
@@ -91,7 +98,7 @@ def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: d
                 best[row["seed_index"]] = (key, row)
         kept = [row for _, row in best.values()]
         verdicts = [row_verdict({r: strict_label(row, r) or "unsure" for r in relations}) for row in kept]
-        results.append({"bars": by_relation, "kept": len(kept), "yield": round(len(kept) / seeds, 4),
+        results.append({"bars": by_relation, "check_bars": by_check, "kept": len(kept), "yield": round(len(kept) / seeds, 4),
                         "rows": precision(verdicts),
                         "relations": {r: precision(strict_label(row, r) or "unsure" for row in kept) for r in relations}})
     return results
@@ -104,6 +111,8 @@ def main() -> None:
                         help="the judge checks whose smallest makes a relation's probability; default: all of the relation's")
     parser.add_argument("--bars", default="0.5,0.8,0.9,0.95,0.97,0.99", help="bars tried for every relation")
     parser.add_argument("--bars-for", action="append", default=[], metavar="RELATION=P,P", help="other bars for one relation")
+    parser.add_argument("--bars-for-check", action="append", default=[], metavar="CHECK=P,P",
+                        help="bars tried for one judge check on its own (datagen filter --min-check)")
     parser.add_argument("--top", type=int, default=15, help="settings printed, best lower Wilson bound first")
     parser.add_argument("--save", type=Path, default=None)
     args = parser.parse_args()
@@ -126,6 +135,11 @@ def main() -> None:
         relation, _, values = item.partition("=")
         grid[relation] = [float(x) for x in values.split(",")]
 
+    check_grid = {}
+    for item in args.bars_for_check:
+        check, _, values = item.partition("=")
+        check_grid[check] = [float(x) for x in values.split(",")]
+
     labelled = [row for row in rows if row["labels"]]
     print(f"{len(rows)} rows of {seeds} seeds, {len(labelled)} labelled; relations from checks: {relations}")
     for column in columns:
@@ -136,11 +150,11 @@ def main() -> None:
         rights = sum(ok for _, ok in pairs)
         print(f"  AUC {column:34s} {area:.3f}  ({rights} right of {len(pairs)}; nan: one class only)")
 
-    results = sweep(labelled, seeds, relations, grid)
+    results = sweep(labelled, seeds, relations, grid, check_grid)
     results.sort(key=lambda r: (r["rows"]["ci95"] or [0])[0], reverse=True)
     print(f"\n{'bars':48s} {'kept':>5s} {'yield':>6s} {'precision':>10s}  wilson 95%   " + "  ".join(relations))
     for result in results[:args.top]:
-        bars = ", ".join(f"{r}>={p}" for r, p in result["bars"].items())
+        bars = ", ".join(f"{r}>={p}" for r, p in {**result["bars"], **result["check_bars"]}.items())
         rows_p = result["rows"]
         per = "  ".join(f"{(v['precision'] or 0):.2f}" for v in result["relations"].values())
         print(f"{bars:48s} {result['kept']:5d} {result['yield']:6.1%} {(rows_p['precision'] or 0):10.1%}  "

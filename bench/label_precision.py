@@ -10,6 +10,7 @@ from human labels of the kept rows (``datagen audit OUT_kept`` or ``--import``) 
 
     .venv/bin/python bench/label_precision.py [--tasks nli,sts] [--variants paper,edits] [--seeds-from 5000]
         [--count 200] [--judge-model qwen2.5-1.5b] [--min-judge 0.5] [--min-judge-for nli:contradiction=0.8]
+        [--min-check sts:intermediate_not_entails_anchor=0.2]
         [--n 2] [--generator-model qwen2.5-1.5b] [--out outputs/precision]
 
 Run it once to generate, judge and filter; label a sample of each ``<out>/<task>_<variant>_kept`` with
@@ -58,7 +59,10 @@ def run_cell(task: str, variant: str, seeds: Path, out: Path, args) -> dict:
     judged = judge_dataset(generated, JudgeConfig(model=args.judge_model, templates_dir=args.judge_templates))
     judge_s = time.perf_counter() - started if judged.shards_judged else None
     by_relation = parse_relation_bars(args.min_judge_for.get(task, []))
-    spec = FilterSpec(min_judge=args.min_judge, min_judge_by_relation=by_relation, best_per_seed=args.n > 1)
+    by_check = parse_relation_bars(args.min_check.get(task, []), option="--min-check", what="TASK:CHECK",
+                                   example="sts:intermediate_not_entails_anchor=0.2")
+    spec = FilterSpec(min_judge=args.min_judge, min_judge_by_relation=by_relation, min_judge_by_check=by_check,
+                      best_per_seed=args.n > 1)
     filtered = filter_dataset(generated, kept, spec, overwrite=True)
     scores = score_dataset(kept) if filtered.kept else None
     timing_path = generated / "bench_timing.json"  # seconds survive a rerun that finds everything done
@@ -100,18 +104,21 @@ def main() -> None:
     parser.add_argument("--min-judge", type=float, default=None, help="one bar for every relation")
     parser.add_argument("--min-judge-for", action="append", default=[], metavar="TASK:RELATION=P",
                         help="a relation's own bar, e.g. nli:contradiction=0.8 (repeatable)")
+    parser.add_argument("--min-check", action="append", default=[], metavar="TASK:CHECK=P",
+                        help="one judge check's own bar, e.g. sts:intermediate_not_entails_anchor=0.2 (repeatable)")
     parser.add_argument("--judge-templates", default=None,
                         help="a prompts/ folder of your own for the judge (e.g. to try another question); default: the packaged one")
     parser.add_argument("--n", type=int, default=1, help="samples per seed; above 1 the filter keeps the best per seed")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "precision")
     args = parser.parse_args()
-    if args.min_judge is None and not args.min_judge_for:
+    if args.min_judge is None and not args.min_judge_for and not args.min_check:
         args.min_judge = 0.5
-    per_task: dict[str, list[str]] = {}
-    for value in args.min_judge_for:
-        task, _, threshold = value.partition(":")
-        per_task.setdefault(task, []).append(threshold)
-    args.min_judge_for = per_task
+    for name in ("min_judge_for", "min_check"):
+        per_task: dict[str, list[str]] = {}
+        for value in getattr(args, name):
+            task, _, threshold = value.partition(":")
+            per_task.setdefault(task, []).append(threshold)
+        setattr(args, name, per_task)
     seeds = args.out / "seeds.txt"
     if not seeds.exists():
         write_seeds(seeds, args.seeds_from, args.count)
