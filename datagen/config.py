@@ -150,6 +150,11 @@ class ValidationConfig(Frozen):
     # anchor with words left out and nothing added or negated, since the anchor then entails them. Such shortened
     # copies were the commonest wrong sts negative in the third audit round (bench/README.md).
     not_deletion_outputs: tuple[str, ...] = ()
+    # Outputs that must keep the anchor's hedges: rejected as ``drops_hedge`` when the anchor weakens its claim
+    # ("may occur", "usually", "reportedly", "tends to", "about nine") and the output states it plainly ("occurs",
+    # "nine"); the anchor does not entail the plain claim. A dropped hedge was a common wrong positive and
+    # intermediate in the seventh audit round (bench/README.md). A near-synonym keeps it ("may" -> "can").
+    hedge_keeping_outputs: tuple[str, ...] = ()
 
 
 class GenerateConfig(Frozen):

@@ -224,6 +224,9 @@ class Record(BaseModel):
         for name in settings.not_deletion_outputs:
             if name in outputs and only_deletes(self.anchor, outputs[name]):
                 raise fail(name, "only_deletes", f"{name} only leaves words out of the anchor, so the anchor entails it")
+        for name in settings.hedge_keeping_outputs:
+            if name in outputs and (dropped := dropped_hedges(self.anchor, outputs[name])):
+                raise fail(name, "drops_hedge", f"{name} states plainly what the anchor hedges ({', '.join(sorted(dropped))})")
         return self
 
 
@@ -375,6 +378,36 @@ def added_details(anchor: str, output: str) -> set[str]:
     """Numbers, names and negations of ``output`` that ``anchor`` never mentions (an entailed sentence adds none)."""
     words = _words(anchor)
     return {detail for detail in details(output) if not _mentions(words, detail)}
+
+
+# Words that weaken a claim, in classes of near-synonyms: an output keeps a hedge when it has any word of the
+# anchor's class ("may occur" -> "can occur"). Only the first words of each class are looked for in the anchor:
+# "can" and "could" state an ability more often than a hedge.
+_HEDGE_CLASSES = (
+    ("may", "might", "can", "could"),
+    ("often", "frequently", "usually", "commonly", "typically", "generally", "sometimes", "mostly", "mainly",
+     "largely", "partly"),
+    ("reportedly", "allegedly", "supposedly", "purportedly"),
+    ("probably", "possibly", "perhaps", "likely"),
+    ("tend", "tends", "tended"),
+)
+_HEDGE_TRIGGERS = {word: words for words in _HEDGE_CLASSES for word in words if word not in ("can", "could", "likely")}
+_APPROXIMATE_NUMBER = re.compile(
+    r"\b(?:about|around|approximately|roughly|some|nearly|almost|over|under|more than|less than|fewer than|"
+    r"at least|at most|up to)\s+(\d+(?:[.,]\d+)*|" + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
+
+
+def dropped_hedges(anchor: str, output: str) -> set[str]:
+    """The hedges of ``anchor`` that ``output`` drops while keeping the claim: a hedging word ("may", "usually",
+    "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
+    without any approximation. Capitalised words do not count ("May" is mostly the month)."""
+    output_words = {match.group().lower() for match in _WORD.finditer(output)}
+    dropped = {word for word in (match.group() for match in _WORD.finditer(anchor))
+               if word in _HEDGE_TRIGGERS and not output_words & set(_HEDGE_TRIGGERS[word])}
+    if not _APPROXIMATE_NUMBER.search(output):
+        dropped |= {match.group(0).lower() for match in _APPROXIMATE_NUMBER.finditer(anchor)
+                    if match.group(1).lower() in output_words}
+    return dropped
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:

@@ -2,7 +2,9 @@ import pytest
 from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
-from datagen.tasks.checks import added_details, details, dropped_details, looks_like_fragment, only_deletes, similarity
+from datagen.tasks.checks import (
+    added_details, details, dropped_details, dropped_hedges, looks_like_fragment, only_deletes, similarity,
+)
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
 
@@ -170,6 +172,36 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     settings = ValidationConfig(not_deletion_outputs=("negative",))
     assert reason_of(STSTuple, row, settings) == ("only_deletes", "negative")
     assert STSTuple.model_validate({**row, "negative": "Anna Berg won no medals at the 1998 games."}, context=settings)
+    assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
+
+
+@pytest.mark.parametrize("anchor, output, dropped", [
+    ("The anomaly may occur in other diseases.", "The anomaly occurs in other diseases.", {"may"}),
+    ("The anomaly may occur in other diseases.", "The anomaly can occur in other diseases.", set()),  # near-synonym
+    ("Juveniles are usually brown.", "Juveniles are brown.", {"usually"}),
+    ("Juveniles are usually brown.", "Juveniles are often brown.", set()),
+    ("He was reportedly in debt.", "He was in debt.", {"reportedly"}),
+    ("Males tend to be larger.", "Males are larger.", {"tend"}),
+    ("The lake holds about nine islands.", "The lake holds nine islands.", {"about nine"}),
+    ("The lake holds about nine islands.", "The lake holds roughly nine islands.", set()),
+    ("The lake holds about nine islands.", "The lake holds islands.", set()),  # the number went with its hedge
+    ("It has more than 30 species.", "It has 30 species.", {"more than 30"}),
+    ("On May 17, 2011, a video appeared.", "A video appeared.", set()),  # the month, not a hedge
+    ("He can swim.", "He swims.", set()),  # an ability, not a hedge
+    ("", "", set()),
+])
+def test_dropped_hedges_are_hedges_the_output_states_plainly(anchor, output, dropped):
+    assert dropped_hedges(anchor, output) == dropped
+
+
+def test_a_dropped_hedge_is_rejected_only_where_configured():
+    row = {"anchor": "The condition may occur after a long illness in older patients.",
+           "positive": "After a long illness in older patients the condition may occur.",
+           "intermediate": "The condition occurs after a long illness.",
+           "negative": "The condition never occurs in older patients."}
+    settings = ValidationConfig(hedge_keeping_outputs=("positive", "intermediate"))
+    assert reason_of(STSTuple, row, settings) == ("drops_hedge", "intermediate")
+    assert STSTuple.model_validate({**row, "intermediate": "The condition may occur after a long illness."}, context=settings)
     assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
