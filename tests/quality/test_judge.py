@@ -214,27 +214,21 @@ def test_filter_min_check_bars_one_judge_question_and_refuses_a_check_the_judge_
     assert not (tmp_path / "typo" / "data").exists()
 
 
-def test_filter_cli_takes_check_thresholds_and_refuses_a_malformed_one(tmp_path, seed_file):
+@pytest.mark.parametrize("option, bars, malformed, hint", [
+    ("--min-judge-for", ["contradiction=0.75", "entailment=0.5"], "contradiction",
+     "write RELATION=P, e.g. contradiction=0.6"),
+    ("--min-check", ["entailment_entailed=0.5", "contradiction_false=0.75"], "entailment_entailed",
+     "write CHECK=P, e.g. intermediate_not_entails_anchor=0.2"),
+])
+def test_filter_cli_takes_bars_and_refuses_a_malformed_one(tmp_path, seed_file, option, bars, malformed, hint):
     out = make_nli(tmp_path / "nli", seed_file)
     judge(out)
-    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--min-check",
-                                      "entailment_entailed=0.5", "--min-check", "contradiction_false=0.75"])
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"),
+                                      *(arg for bar in bars for arg in (option, bar))])
     assert result.exit_code == 0, result.output
     assert "kept 8 of 10 rows (filtered: filtered_judge 2)" in result.output
-    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "bad"), "--min-check", "entailment_entailed"])
-    assert result.exit_code == 2 and "write CHECK=P, e.g. intermediate_not_entails_anchor=0.2" in result.output
-    assert not (tmp_path / "bad").exists()
-
-
-def test_filter_cli_takes_relation_thresholds_and_refuses_a_malformed_one(tmp_path, seed_file):
-    out = make_nli(tmp_path / "nli", seed_file)
-    judge(out)
-    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--min-judge-for",
-                                      "contradiction=0.75", "--min-judge-for", "entailment=0.5"])
-    assert result.exit_code == 0, result.output
-    assert "kept 8 of 10 rows (filtered: filtered_judge 2)" in result.output
-    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "bad"), "--min-judge-for", "contradiction"])
-    assert result.exit_code == 2 and "write RELATION=P, e.g. contradiction=0.6" in result.output
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "bad"), option, malformed])
+    assert result.exit_code == 2 and hint in result.output
     assert not (tmp_path / "bad").exists()
 
 
