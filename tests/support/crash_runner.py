@@ -29,6 +29,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+# Run as a script, this file would import datagen from wherever it is installed (an editable install may point at
+# another checkout); the suite must test the checkout it belongs to, like the ``python -m datagen.cli`` runs beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 TARGETS = ("data", "rejects", "manifest", "any")
 
 
