@@ -381,8 +381,8 @@ def added_details(anchor: str, output: str) -> set[str]:
 
 
 # Words that weaken a claim, in classes of near-synonyms: an output keeps a hedge when it has any word of the
-# anchor's class ("may occur" -> "can occur"). Only the first words of each class are looked for in the anchor:
-# "can" and "could" state an ability more often than a hedge.
+# anchor's class ("may occur" -> "can occur"). "can", "could" and "likely" keep a hedge but do not make one in the
+# anchor: they state an ability or a fitness ("a likely candidate") more often than a doubt.
 _HEDGE_CLASSES = (
     ("may", "might", "can", "could"),
     ("often", "frequently", "usually", "commonly", "typically", "generally", "sometimes", "mostly", "mainly",
@@ -400,9 +400,10 @@ _APPROXIMATE_NUMBER = re.compile(
 def dropped_hedges(anchor: str, output: str) -> set[str]:
     """The hedges of ``anchor`` that ``output`` drops while keeping the claim: a hedging word ("may", "usually",
     "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
-    without any approximation. Capitalised words do not count ("May" is mostly the month)."""
+    without any approximation. A capitalised "May" does not count: it is mostly the month."""
     output_words = {match.group().lower() for match in _WORD.finditer(output)}
-    dropped = {word for word in (match.group() for match in _WORD.finditer(anchor))
+    anchor_words = {match.group().lower() for match in _WORD.finditer(anchor) if match.group() != "May"}
+    dropped = {word for word in anchor_words
                if word in _HEDGE_TRIGGERS and not output_words & set(_HEDGE_TRIGGERS[word])}
     if not _APPROXIMATE_NUMBER.search(output):
         dropped |= {match.group(0).lower() for match in _APPROXIMATE_NUMBER.finditer(anchor)

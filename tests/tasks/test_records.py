@@ -180,6 +180,7 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("The anomaly may occur in other diseases.", "The anomaly can occur in other diseases.", set()),  # near-synonym
     ("Juveniles are usually brown.", "Juveniles are brown.", {"usually"}),
     ("Juveniles are usually brown.", "Juveniles are often brown.", set()),
+    ("Usually, juveniles are brown.", "Juveniles are brown.", {"usually"}),  # at the start of the sentence too
     ("He was reportedly in debt.", "He was in debt.", {"reportedly"}),
     ("Males tend to be larger.", "Males are larger.", {"tend"}),
     ("The lake holds about nine islands.", "The lake holds nine islands.", {"about nine"}),
