@@ -73,6 +73,15 @@ def relation_probability(row: dict, checks: list[str]) -> float:
     return min(values)
 
 
+def bar_lists(items: list[str]) -> dict[str, list[float]]:
+    """``["negative=0.1,0.2", ...]`` (``--bars-for``, ``--bars-for-check``) as ``{"negative": [0.1, 0.2]}``."""
+    lists = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        lists[name] = [float(x) for x in values.split(",")]
+    return lists
+
+
 def sweep(rows: list[dict], seeds: int, relations: dict[str, list[str]], grid: dict[str, list[float]],
           check_grid: dict[str, list[float]] | None = None) -> list[dict]:
     """Every combination of relation bars (``grid``) and per-check bars (``check_grid``, the filter's
@@ -130,15 +139,8 @@ def main() -> None:
     for item in args.checks:
         relation, _, names = item.partition("=")
         relations[relation] = names.split(",")
-    grid = {r: [float(x) for x in args.bars.split(",")] for r in relations}
-    for item in args.bars_for:
-        relation, _, values = item.partition("=")
-        grid[relation] = [float(x) for x in values.split(",")]
-
-    check_grid = {}
-    for item in args.bars_for_check:
-        check, _, values = item.partition("=")
-        check_grid[check] = [float(x) for x in values.split(",")]
+    grid = {r: [float(x) for x in args.bars.split(",")] for r in relations} | bar_lists(args.bars_for)
+    check_grid = bar_lists(args.bars_for_check)
 
     labelled = [row for row in rows if row["labels"]]
     print(f"{len(rows)} rows of {seeds} seeds, {len(labelled)} labelled; relations from checks: {relations}")

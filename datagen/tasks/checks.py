@@ -391,7 +391,8 @@ _HEDGE_CLASSES = (
     ("probably", "possibly", "perhaps", "likely"),
     ("tend", "tends", "tended"),
 )
-_HEDGE_TRIGGERS = {word: words for words in _HEDGE_CLASSES for word in words if word not in ("can", "could", "likely")}
+_HEDGE_TRIGGERS = {word: frozenset(words) for words in _HEDGE_CLASSES for word in words
+                   if word not in ("can", "could", "likely")}
 _APPROXIMATE_NUMBER = re.compile(
     r"\b(?:about|around|approximately|roughly|some|nearly|almost|over|under|more than|less than|fewer than|"
     r"at least|at most|up to)\s+(\d+(?:[.,]\d+)*|" + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
@@ -404,7 +405,7 @@ def dropped_hedges(anchor: str, output: str) -> set[str]:
     output_words = {match.group().lower() for match in _WORD.finditer(output)}
     anchor_words = {match.group().lower() for match in _WORD.finditer(anchor) if match.group() != "May"}
     dropped = {word for word in anchor_words
-               if word in _HEDGE_TRIGGERS and not output_words & set(_HEDGE_TRIGGERS[word])}
+               if word in _HEDGE_TRIGGERS and not output_words & _HEDGE_TRIGGERS[word]}
     if not _APPROXIMATE_NUMBER.search(output):
         dropped |= {match.group(0).lower() for match in _APPROXIMATE_NUMBER.finditer(anchor)
                     if match.group(1).lower() in output_words}
