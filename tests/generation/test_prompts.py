@@ -91,3 +91,43 @@ def test_missing_template_names_the_file(tmp_path):
     (tmp_path / "nli").mkdir()
     with pytest.raises(TemplateError, match="entailment.jinja is missing"):
         load_templates("nli", "separate", tmp_path)
+
+
+def _packaged_variant_templates():
+    for task in ("nli", "sts"):
+        yield pytest.param(None, task, "joint", id=f"default-{task}-joint")
+    for variant_dir in sorted((PACKAGED_TEMPLATES / "variants").iterdir()):
+        for task_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
+            modes = ["joint"] if (task_dir / "joint.jinja").is_file() else []
+            if any((task_dir / f"{field}.jinja").is_file() for field in ("entailment", "positive")):
+                modes.append("separate")
+            for mode in modes:
+                yield pytest.param(variant_dir.name, task_dir.name, mode, id=f"{variant_dir.name}-{task_dir.name}-{mode}")
+
+
+@pytest.mark.parametrize("variant, task, mode", list(_packaged_variant_templates()))
+def test_packaged_prompts_load_and_their_joint_shots_are_rows_the_checks_keep(variant, task, mode):
+    """A few-shot answer teaches the model what to write, so it must be a row the strictest shipped checks keep
+    (pipelines/sts_checked.yaml, pipelines/nli_checked.yaml): a shot that drops a detail or a hedge would teach
+    exactly what validation later rejects."""
+    import json
+
+    import yaml
+
+    from datagen.config import ValidationConfig
+    from datagen.tasks import get_task
+
+    templates = load_templates(task, mode, variant=variant)
+    if mode != "joint":
+        assert set(templates) == set(get_task(task).fields)
+        return
+    checked = PACKAGED_TEMPLATES.parent / "pipelines" / f"{task}_checked.yaml"
+    validation = yaml.safe_load(checked.read_text())["generate"].get("validation", {}) if checked.is_file() else {}
+    prefix = templates["joint"].prefix
+    shots = [(prefix[i]["content"], prefix[i + 1]["content"]) for i in range(1, len(prefix), 2)]
+    assert shots
+    record = get_task(task).record
+    for anchor, answer in shots:
+        outputs = json.loads(answer)
+        assert list(outputs) == list(get_task(task).fields)
+        record.model_validate({"anchor": anchor, **outputs}, context=ValidationConfig(**validation))
