@@ -93,7 +93,7 @@ def test_missing_template_names_the_file(tmp_path):
         load_templates("nli", "separate", tmp_path)
 
 
-def _packaged_variant_templates():
+def _packaged_prompts():
     for task in ("nli", "sts"):
         yield pytest.param(None, task, "joint", id=f"default-{task}-joint")
     for variant_dir in sorted((PACKAGED_TEMPLATES / "variants").iterdir()):
@@ -105,24 +105,23 @@ def _packaged_variant_templates():
                 yield pytest.param(variant_dir.name, task_dir.name, mode, id=f"{variant_dir.name}-{task_dir.name}-{mode}")
 
 
-@pytest.mark.parametrize("variant, task, mode", list(_packaged_variant_templates()))
+@pytest.mark.parametrize("variant, task, mode", list(_packaged_prompts()))
 def test_packaged_prompts_load_and_their_joint_shots_are_rows_the_checks_keep(variant, task, mode):
     """A few-shot answer teaches the model what to write, so it must be a row the strictest shipped checks keep
     (pipelines/sts_checked.yaml, pipelines/nli_checked.yaml): a shot that drops a detail or a hedge would teach
     exactly what validation later rejects."""
     import json
 
-    import yaml
-
     from datagen.config import ValidationConfig
     from datagen.tasks import get_task
+    from datagen.workflow import load_pipeline
 
     templates = load_templates(task, mode, variant=variant)
     if mode != "joint":
         assert set(templates) == set(get_task(task).fields)
         return
     checked = PACKAGED_TEMPLATES.parent / "pipelines" / f"{task}_checked.yaml"
-    validation = yaml.safe_load(checked.read_text())["generate"].get("validation", {}) if checked.is_file() else {}
+    validation = load_pipeline(checked).generate.config.validation if checked.is_file() else ValidationConfig()
     prefix = templates["joint"].prefix
     shots = [(prefix[i]["content"], prefix[i + 1]["content"]) for i in range(1, len(prefix), 2)]
     assert shots
@@ -130,4 +129,4 @@ def test_packaged_prompts_load_and_their_joint_shots_are_rows_the_checks_keep(va
     for anchor, answer in shots:
         outputs = json.loads(answer)
         assert list(outputs) == list(get_task(task).fields)
-        record.model_validate({"anchor": anchor, **outputs}, context=ValidationConfig(**validation))
+        record.model_validate({"anchor": anchor, **outputs}, context=validation)
