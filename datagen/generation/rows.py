@@ -18,6 +18,7 @@ from datagen.config import GenerateConfig
 from datagen.engines.base import Completion
 from datagen.generation.parse import Parsed, parse_json_object, parse_sentence
 from datagen.dataset.seeds import Seed
+from datagen.dataset.sentence_shape import SEED_SHAPE_REASONS
 from datagen.tasks import all_tasks, get_task
 from datagen.tasks.checks import Record, looks_like_refusal, normalise
 
@@ -27,12 +28,12 @@ PARSE_REASONS = frozenset({"empty", "multiple_lines", "unparseable_json", "wrong
 RECORD_REASONS = frozenset({
     "empty", "too_short", "too_long", "bad_characters", "refusal", "meta_text", "no_words", "repetition",
     "wrong_language", "copies_anchor", "copies_other_output", "adds_content", "not_one_substitution",
-    "drops_detail", "adds_detail", "only_deletes", "fragment", "drops_hedge",
+    "drops_detail", "adds_detail", "only_deletes", "fragment", "drops_hedge", "changes_tense",
 }).union(*(spec.reasons for spec in all_tasks()))
 ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
 SEED_REASONS = frozenset({
     "seed_empty", "seed_has_nul", "seed_bad_characters", "seed_too_long", "seed_not_text", "seed_bad_json",
-    "seed_missing_field", "duplicate_anchor",
+    "seed_missing_field", "duplicate_anchor", *SEED_SHAPE_REASONS,
 })
 REJECT_REASONS = PARSE_REASONS | RECORD_REASONS | ROW_REASONS | SEED_REASONS
 

@@ -31,6 +31,7 @@ from datagen.errors import InputError, ResumeError, StorageError
 from datagen.generation.prompts import load_templates, render_requests, templates_sha256
 from datagen.tasks.checks import normalise
 from datagen.dataset.seeds import Seed, iter_seeds
+from datagen.dataset.sentence_shape import seed_shape_problem
 from datagen.dataset.manifest import Manifest, ShardEntry
 from datagen.dataset.writer import DatasetWriter
 from datagen.tasks import get_task
@@ -376,6 +377,8 @@ def _prepare_chunk(
     rejects: list[dict] = []
     for seed in seeds:
         reason = seed.problem or ("duplicate_anchor" if seed.index in duplicate_seeds else None)
+        if reason is None and config.validation.sentence_seeds:
+            reason = seed_shape_problem(seed.text)
         if reason:
             rejects.append(reject_unusable_seed(seed, reason, ctx))
         else:

@@ -227,6 +227,9 @@ class Record(BaseModel):
         for name in settings.hedge_keeping_outputs:
             if name in outputs and (dropped := dropped_hedges(self.anchor, outputs[name])):
                 raise fail(name, "drops_hedge", f"{name} states plainly what the anchor hedges ({', '.join(sorted(dropped))})")
+        for name in settings.tense_keeping_outputs:
+            if name in outputs and (shift := past_made_present(self.anchor, outputs[name])):
+                raise fail(name, "changes_tense", f"{name} says '{shift[1]}' where the anchor says '{shift[0]}'")
         return self
 
 
@@ -414,6 +417,25 @@ def dropped_hedges(anchor: str, output: str) -> set[str]:
         dropped |= {match.group(0).lower() for match in _APPROXIMATE_NUMBER.finditer(anchor)
                     if match.group(1).lower() in output_words}
     return dropped
+
+
+_PAST_AUXILIARY = re.compile(r"\b(was|were|had|did)\b", re.IGNORECASE)
+_PRESENT_AUXILIARY = re.compile(r"\b(is|are|has|have|does|will)\b", re.IGNORECASE)
+
+
+def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
+    """``(past, present)`` auxiliaries when ``anchor`` speaks only in the past and ``output`` only in the present
+    or future, else None.
+
+    "The shire offices were in Alstonville" does not say they are there now, so "The shire offices are in
+    Alstonville" is no paraphrase of it. Auxiliaries only: a lexical verb's tense ("formed" -> "forms") is
+    left to the judge. A sentence that mixes tenses on either side is left alone.
+    """
+    past = _PAST_AUXILIARY.search(anchor)
+    if past is None or _PRESENT_AUXILIARY.search(anchor) or _PAST_AUXILIARY.search(output):
+        return None
+    present = _PRESENT_AUXILIARY.search(output)
+    return (past.group().lower(), present.group().lower()) if present else None
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:

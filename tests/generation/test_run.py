@@ -79,6 +79,22 @@ def test_bad_and_duplicate_seeds_are_rejected_without_calling_the_llm(tmp_path):
     assert sum(len(b) for b in engine.batches) == 3  # one seed x three templates
 
 
+@pytest.mark.parametrize("sentence_seeds", [True, False])
+def test_headings_and_fragments_are_refused_before_the_llm_when_asked(tmp_path, sentence_seeds):
+    seeds = tmp_path / "s.txt"
+    seeds.write_text("A cat naps in the sun.\nList of Eagle Award nominees and winners\nin the second round.\n"
+                     "Talbot Lake has a length of , a width of and an altitude of .\n", encoding="utf-8")
+    summary, engine = run(config(**{"validation.sentence_seeds": sentence_seeds}), seeds, tmp_path / "out")
+    if sentence_seeds:
+        assert summary.rows == 1
+        assert summary.reject_reasons == {"seed_heading": 1, "seed_fragment": 1, "seed_value_gap": 1}
+        assert sum(len(b) for b in engine.batches) == 3  # only the sentence reached the engine
+        rejects = read_rows(tmp_path / "out", "rejects").to_pylist()
+        assert {r["anchor"] for r in rejects if r["reason"] == "seed_heading"} == {"List of Eagle Award nominees and winners"}
+    else:
+        assert summary.rows == 4 and summary.rejects == 0
+
+
 def test_duplicate_outputs_across_rows_are_rejected(tmp_path, seed_file):
     summary, _ = run(config(), seed_file, tmp_path / "out", FakeEngine("sts", lambda n, a: good_reply(n, "same", "sts")))
     assert summary.rows == 1 and summary.reject_reasons == {"duplicate_output": 9}

@@ -3,6 +3,7 @@ from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
 from datagen.tasks.checks import (
+    past_made_present,
     added_details, details, dropped_details, dropped_hedges, looks_like_fragment, only_deletes, similarity,
 )
 from datagen.tasks.nli import NLITriple
@@ -203,6 +204,32 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     settings = ValidationConfig(hedge_keeping_outputs=("positive", "intermediate"))
     assert reason_of(STSTuple, row, settings) == ("drops_hedge", "intermediate")
     assert STSTuple.model_validate({**row, "intermediate": "The condition may occur after a long illness."}, context=settings)
+    assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
+
+
+@pytest.mark.parametrize("anchor, output, shift", [
+    ("The shire offices were in Alstonville.", "The shire offices are in Alstonville.", ("were", "are")),
+    ("Woodburn Shire was a local government area.", "Woodburn Shire is a local area.", ("was", "is")),
+    ("The council had two members.", "The council will have two members.", ("had", "will")),
+    ("The shire offices were in Alstonville.", "The shire offices were located in Alstonville.", None),
+    ("The shire offices were in Alstonville.", "Alstonville housed the shire offices.", None),  # no auxiliary
+    ("He is an alumnus of the college.", "He was a student at the college.", None),  # present -> past: left alone
+    ("It was built in 1900 and is now a museum.", "It is a museum built in 1900.", None),  # the anchor mixes tenses
+    ("It was built in 1900.", "It is a building that was built in 1900.", None),  # the output keeps the past
+    ("", "", None),
+])
+def test_a_past_claim_made_present_is_a_changed_tense(anchor, output, shift):
+    assert past_made_present(anchor, output) == shift
+
+
+def test_a_changed_tense_is_rejected_only_where_configured():
+    row = {"anchor": "The shire offices were in South Grafton near the river.",
+           "positive": "The shire offices were located in South Grafton by the river.",
+           "intermediate": "The shire offices are in Grafton.",
+           "negative": "The shire offices were never in South Grafton."}
+    settings = ValidationConfig(tense_keeping_outputs=("positive", "intermediate"))
+    assert reason_of(STSTuple, row, settings) == ("changes_tense", "intermediate")
+    assert STSTuple.model_validate({**row, "intermediate": "The shire offices were in Grafton."}, context=settings)
     assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
