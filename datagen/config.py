@@ -164,7 +164,7 @@ class ValidationConfig(Frozen):
     # rest of a cut sentence (``seed_fragment``) and sentences whose numbers the extraction dropped
     # (``seed_value_gap``); datagen/dataset/sentence_shape.py. Readers cannot label a paraphrase of a title: in
     # the tenth round's check, 23 of the 25 labelled sts anchors marked unsure on every relation were flagged,
-    # against 10 of 656 other anchors. Off by default so the paper's runs see every seed.
+    # against 8 of 656 other anchors. Off by default so the paper's runs see every seed.
     sentence_seeds: bool = False
 
 
