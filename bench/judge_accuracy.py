@@ -5,7 +5,8 @@ Per model and question template (``prompts/judge/*.jinja``), on data people labe
 - SICK test (``../shared/data/raw_original/sick2014``, 4,927 pairs; ``--sick-test N`` draws a seeded sample):
   AUC of entailment-vs-rest (the ``entails`` question's P(yes)) and of contradiction-vs-rest (the
   ``contradicts`` question's P(yes), and its combination with 1 - P(entails)); and of the three-way ``truth``
-  question (P(true) for entailment, P(false) for contradiction, alone and with 1 - P(entails)), each with a
+  question (P(true) for entailment, P(false) for contradiction, alone, with 1 - P(entails), and asked either way:
+  the larger P(false) of (A, B) and (B, A), which the nli judge uses), each with a
   bootstrap 95% interval; accuracy at a threshold picked on
   SICK trial (500 pairs), never on test;
 - STS-B test (``--stsb N`` pairs): Spearman of the ``similarity`` question's expected 0-5 score against gold,
@@ -128,13 +129,17 @@ class Asker:
         self.engine.close()
 
 
-def sick_report(asker: Asker, trial: list[dict], test: list[dict]) -> dict:
+def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, truth_only: bool = False) -> dict:
+    """AUCs on SICK test, thresholds from SICK trial. ``truth_only`` asks only the three-way question (both ways):
+    a third of the requests, for a slow machine."""
     report = {}
     for split_name, pairs in (("trial", trial), ("test", test)):
         truth = asker.p_answers("truth", pairs)
-        report[split_name] = {"entails": asker.p_yes("entails", pairs), "contradicts": asker.p_yes("contradicts", pairs),
-                              "true": truth["true"], "false": truth["false"],
+        swapped = asker.p_answers("truth", [{"a": p["b"], "b": p["a"]} for p in pairs])
+        report[split_name] = {"true": truth["true"], "false": truth["false"], "false_swapped": swapped["false"],
                               "labels": np.array([p["label"] for p in pairs])}
+        if not truth_only:
+            report[split_name] |= {"entails": asker.p_yes("entails", pairs), "contradicts": asker.p_yes("contradicts", pairs)}
     result = {"test_pairs": len(test), "trial_pairs": len(trial)}
     scorers = {
         "entailment_vs_rest/entails": ("ENTAILMENT", lambda s: s["entails"]),
@@ -143,8 +148,12 @@ def sick_report(asker: Asker, trial: list[dict], test: list[dict]) -> dict:
         "entailment_vs_rest/truth(true)": ("ENTAILMENT", lambda s: s["true"]),
         "contradiction_vs_rest/truth(false)": ("CONTRADICTION", lambda s: s["false"]),
         "contradiction_vs_rest/truth(false)+not_entails": ("CONTRADICTION", lambda s: np.minimum(s["false"], 1 - s["entails"])),
+        # the nli judge since 2026-12-07: the truth question asked both ways, the larger P(false)
+        "contradiction_vs_rest/truth(false)either_way": ("CONTRADICTION", lambda s: np.maximum(s["false"], s["false_swapped"])),
     }
     for name, (label, score) in scorers.items():
+        if truth_only and ("entails" in name or "contradicts" in name):
+            continue
         trial_scores, test_scores = score(report["trial"]), score(report["test"])
         trial_positive, test_positive = report["trial"]["labels"] == label, report["test"]["labels"] == label
         threshold = best_threshold(trial_scores, trial_positive)
@@ -189,6 +198,8 @@ def main() -> None:
     parser.add_argument("--models", default="qwen2.5-0.5b,qwen2.5-1.5b")
     parser.add_argument("--sick-test", type=int, default=1000, help="pairs drawn from SICK test (4927 = all)")
     parser.add_argument("--stsb", type=int, default=500, help="pairs drawn from STS-B test (1379 = all); 0 skips")
+    parser.add_argument("--trial", type=int, default=500, help="SICK trial pairs to pick thresholds on (500 = all)")
+    parser.add_argument("--truth-only", action="store_true", help="ask only the three-way question, both ways")
     parser.add_argument("--audit", type=Path, nargs="*", default=[], help="audited output dirs with judge sidecars")
     parser.add_argument("--kv-cache-gib", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
@@ -198,12 +209,13 @@ def main() -> None:
     test = read_sick("SICK_test_annotated.txt")
     test = rng.sample(test, min(args.sick_test, len(test)))
     trial = read_sick("SICK_trial.txt")
+    trial = random.Random(args.seed).sample(trial, min(args.trial, len(trial)))
     stsb = read_stsb_test()
     stsb = rng.sample(stsb, min(args.stsb, len(stsb))) if args.stsb else []
     results = {}
     for model in args.models.split(","):
         asker = Asker(model, args.kv_cache_gib)
-        entry = {"sick": sick_report(asker, trial, test)}
+        entry = {"sick": sick_report(asker, trial, test, truth_only=args.truth_only)}
         if stsb:
             predicted = asker.expected_digit("similarity", stsb)
             gold = [p["score"] for p in stsb]
@@ -220,13 +232,13 @@ def main() -> None:
     if args.audit:
         results["audit"] = audit_report(args.models, args.audit)
     print(f"\njudge accuracy (SICK test sample of {len(test)} pairs, seed {args.seed}; thresholds from SICK trial)")
-    print(f"{'model':<14} {'question':<36} {'AUC':>6} {'95% CI':>15} {'acc@t':>6} {'t':>6}")
+    print(f"{'model':<14} {'question':<46} {'AUC':>6} {'95% CI':>15} {'acc@t':>6} {'t':>6}")
     for model, entry in results.items():
         if model == "audit":
             continue
         for name, r in entry["sick"].items():
             if isinstance(r, dict):
-                print(f"{model:<14} {name:<36} {r['auc']:>6.3f} [{r['auc_95'][0]:.3f}, {r['auc_95'][1]:.3f}] "
+                print(f"{model:<14} {name:<46} {r['auc']:>6.3f} [{r['auc_95'][0]:.3f}, {r['auc_95'][1]:.3f}] "
                       f"{r['accuracy_at_threshold']:>6.3f} {r['threshold_from_trial']:>6.3f}")
         if "stsb_spearman" in entry:
             print(f"{model:<14} {'STS-B similarity (Spearman)':<36} {entry['stsb_spearman']:>6.3f}  on {entry['stsb_pairs']} pairs")

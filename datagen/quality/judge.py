@@ -64,7 +64,13 @@ class JudgeConfig(Frozen):
 
 @dataclass(frozen=True)
 class JudgeCheck:
-    """One question about two fields of a row, and the answer a right row gets."""
+    """One question about two fields of a row, and the answer a right row gets.
+
+    ``either_way`` asks it a second time with premise and hypothesis swapped and keeps the larger probability:
+    for a symmetric relation (a contradiction holds both ways) a small judge often sees it from one side only.
+    On 500 SICK trial pairs the 1.5B's P(false) of the ``truth`` question separated contradictions with an AUC
+    of 0.873 one way and 0.985 either way (bench/README.md).
+    """
 
     name: str
     relation: str  # the output field whose label this check tests
@@ -72,6 +78,7 @@ class JudgeCheck:
     premise: str
     hypothesis: str
     want: str  # one of the question's answers ("yes", "no", "false", ...): the answer a right row gets
+    either_way: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,10 @@ class JudgePlan:
     @property
     def relations(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(check.relation for check in self.checks))
+
+    @property
+    def requests_per_row(self) -> int:
+        return sum(2 if check.either_way else 1 for check in self.checks)
 
 
 @dataclass
@@ -140,10 +151,12 @@ def load_judge_plan(task: str, directory: str | Path | None = None) -> JudgePlan
     checks = []
     for item in raw:
         try:
-            check = JudgeCheck(**{key: str(item[key]) for key in JudgeCheck.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
-            raise TemplateError(f"{root / task / 'judge.jinja'}: a check lacks {exc}; each needs name, relation, "
-                                "question, premise, hypothesis and want") from exc
+            check = JudgeCheck(**{key: str(item[key]) for key in _REQUIRED_CHECK_KEYS},
+                               either_way=_flag(item, "either_way"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TemplateError(f"{root / task / 'judge.jinja'}: a check lacks {exc} or has it malformed; each needs "
+                                "name, relation, question, premise, hypothesis and want, and may set either_way "
+                                "(true or false)") from exc
         if {check.premise, check.hypothesis, check.relation} - fields:
             raise TemplateError(f"{root / task / 'judge.jinja'}: check '{check.name}' names a field {task} rows do "
                                 f"not have (they have {sorted(fields)})")
@@ -156,6 +169,16 @@ def load_judge_plan(task: str, directory: str | Path | None = None) -> JudgePlan
                                 f"{', '.join(questions[check.question].answers)})")
     digest = fingerprint({"plan": plan_sha, "questions": {n: q.sha256 for n, q in questions.items()}})
     return JudgePlan(task, tuple(checks), questions, digest)
+
+
+_REQUIRED_CHECK_KEYS = ("name", "relation", "question", "premise", "hypothesis", "want")
+
+
+def _flag(item, key: str) -> bool:
+    value = item.get(key, False) if hasattr(item, "get") else False
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}={value!r}")
+    return value
 
 
 def load_question(name: str, directory: str | Path | None = None) -> JudgeQuestion:
@@ -186,14 +209,27 @@ def _load_question(env, root: Path, name: str) -> JudgeQuestion:
 
 # --- pure helpers ----------------------------------------------------------------------------------------------
 
+REVERSED = "~reversed"  # request id suffix of an either-way check's second question (premise and hypothesis swapped)
+
+
 def judge_requests(plan: JudgePlan, rows: Sequence[dict]) -> list[GenerationRequest]:
-    """One request per (row, check), id ``"<row id>/<check name>"``."""
-    return [
-        GenerationRequest(f"{row['id']}/{check.name}",
-                          plan.questions[check.question].render(row[check.premise], row[check.hypothesis]))
-        for row in rows
-        for check in plan.checks
-    ]
+    """One request per (row, check), id ``"<row id>/<check name>"``, and a second one, id
+    ``"<row id>/<check name>~reversed"``, for an either-way check."""
+    requests = []
+    for row in rows:
+        for check in plan.checks:
+            question = plan.questions[check.question]
+            requests.append(GenerationRequest(f"{row['id']}/{check.name}",
+                                              question.render(row[check.premise], row[check.hypothesis])))
+            if check.either_way:
+                requests.append(GenerationRequest(f"{row['id']}/{check.name}{REVERSED}",
+                                                  question.render(row[check.hypothesis], row[check.premise])))
+    return requests
+
+
+def check_of_request(plan: JudgePlan, request_id: str) -> JudgeCheck:
+    name = request_id.rsplit("/", 1)[1].removesuffix(REVERSED)
+    return next(check for check in plan.checks if check.name == name)
 
 
 def wanted_share(plan: JudgePlan, check: JudgeCheck, result: FirstTokenLogprobs) -> float | None:
@@ -214,7 +250,9 @@ def check_probabilities(plan: JudgePlan, rows: Sequence[dict], answers: dict[str
     """
     columns: dict[str, np.ndarray] = {}
     for check in plan.checks:
-        values = [answers.get(f"{row['id']}/{check.name}") for row in rows]
+        values = [_either(answers.get(f"{row['id']}/{check.name}"),
+                          answers.get(f"{row['id']}/{check.name}{REVERSED}") if check.either_way else None)
+                  for row in rows]
         columns[f"p_{check.name}"] = np.array([math.nan if p is None else p for p in values], dtype=np.float64)
     for relation in plan.relations:
         parts = [columns[f"p_{c.name}"] for c in plan.checks if c.relation == relation]
@@ -222,6 +260,12 @@ def check_probabilities(plan: JudgePlan, rows: Sequence[dict], answers: dict[str
     relations = [columns[f"judge_{r}"] for r in plan.relations]
     columns["judge_min"] = np.min(np.stack(relations), axis=0) if rows else np.empty(0)
     return columns
+
+
+def _either(forward: float | None, reversed_: float | None) -> float | None:
+    """The larger of the two ways a check was asked; one that got no answer does not count."""
+    read = [p for p in (forward, reversed_) if p is not None]
+    return max(read) if read else None
 
 
 def judge_schema(plan: JudgePlan) -> pa.Schema:
@@ -328,8 +372,7 @@ def _part_is_current(out: Path, shard: ShardEntry, judge_fp: str) -> bool:
 def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engine, top_k: int, judge_fp: str) -> None:
     rows = pq.read_table(writer.out / shard.data.path, columns=["id", "anchor", *get_task(plan.task).fields]).to_pylist()
     results = engine.first_token_logprobs(judge_requests(plan, rows), top_k=top_k)
-    checks = {check.name: check for check in plan.checks}
-    answers = {r.request_id: wanted_share(plan, checks[r.request_id.rsplit("/", 1)[1]], r) for r in results}
+    answers = {r.request_id: wanted_share(plan, check_of_request(plan, r.request_id), r) for r in results}
     columns = check_probabilities(plan, rows, answers)
     records = [{"id": row["id"]} | {name: float(values[i]) for name, values in columns.items()}
                for i, row in enumerate(rows)]

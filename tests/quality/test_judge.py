@@ -83,7 +83,7 @@ def test_judge_writes_one_part_per_data_shard_keyed_by_id(tmp_path, seed_file):
     out = make_nli(tmp_path / "nli", seed_file)
     summary, engine = judge(out)
     plan = load_judge_plan("nli")
-    assert len(engine.requests) == 10 * len(plan.checks) and engine.closed
+    assert len(engine.requests) == 10 * plan.requests_per_row and engine.closed
     data, judged = read_rows(out), read_rows(out, JUDGE)
     assert judged.column("id").to_pylist() == data.column("id").to_pylist()
     assert sorted(p.name for p in (out / JUDGE).iterdir()) == sorted(p.name for p in (out / "data").iterdir())
@@ -117,7 +117,7 @@ def test_rerun_keeps_current_parts_and_judges_only_what_is_missing(tmp_path, see
     assert engine.requests == [] and again.shards_kept == 3 and again.shards_judged == 0
     (out / JUDGE / "part-00001.parquet").unlink()
     again, engine = judge(out)
-    assert again.shards_judged == 1 and len(engine.requests) == 4 * len(load_judge_plan("nli").checks)  # shard 1: 4 rows
+    assert again.shards_judged == 1 and len(engine.requests) == 4 * load_judge_plan("nli").requests_per_row  # shard 1: 4 rows
 
 
 def test_other_judge_templates_rejudge_everything(tmp_path, seed_file):
@@ -130,7 +130,7 @@ def test_other_judge_templates_rejudge_everything(tmp_path, seed_file):
     (custom / "judge" / "entails.jinja").write_text(
         (custom / "judge" / "entails.jinja").read_text().replace("Answer with one word", "Reply with one word"))
     summary, engine = judge(out, templates_dir=str(custom))
-    assert summary.shards_judged == 3 and len(engine.requests) == 10 * len(load_judge_plan("nli").checks)
+    assert summary.shards_judged == 3 and len(engine.requests) == 10 * load_judge_plan("nli").requests_per_row
 
 
 def custom_templates(tmp_path: Path) -> Path:
@@ -169,6 +169,36 @@ def test_a_question_with_malformed_answers_is_refused(tmp_path):
     question.write_text(question.read_text().replace('{%- set answers = ["true", "false", "unknown"] -%}',
                                                      '{%- set answers = ["true"] -%}'))
     with pytest.raises(TemplateError, match="`answers` must list at least two"):
+        load_judge_plan("nli", custom)
+
+
+def test_an_either_way_check_asks_both_ways_and_keeps_the_larger_probability():
+    from datagen.quality.judge import check_probabilities
+
+    plan = load_judge_plan("nli")
+    check = next(c for c in plan.checks if c.relation == "contradiction")
+    assert check.either_way and plan.requests_per_row == len(plan.checks) + 1
+    rows = [{"id": f"r{i}", "anchor": f"Anchor {i}.", "entailment": f"Entailed {i}.", "contradiction": f"Denied {i}."}
+            for i in range(4)]
+    requests = {r.request_id: r.messages[-1]["content"] for r in judge_requests(plan, rows)}
+    assert requests["r0/contradiction_false"].startswith("Premise: Anchor 0.\nHypothesis: Denied 0.")
+    assert requests["r0/contradiction_false~reversed"].startswith("Premise: Denied 0.\nHypothesis: Anchor 0.")
+    assert "r0/entailment_entailed~reversed" not in requests  # entailment is one way only
+    answers = {"r0/contradiction_false": 0.3, "r0/contradiction_false~reversed": 0.9,  # seen from the other side
+               "r1/contradiction_false": 0.7, "r1/contradiction_false~reversed": 0.2,
+               "r2/contradiction_false": None, "r2/contradiction_false~reversed": 0.6,  # one side unanswered
+               "r3/contradiction_false": None, "r3/contradiction_false~reversed": None}
+    columns = check_probabilities(plan, rows, answers | {f"r{i}/entailment_entailed": 1.0 for i in range(4)})
+    assert columns["p_contradiction_false"][:3].tolist() == pytest.approx([0.9, 0.7, 0.6])
+    assert math.isnan(columns["p_contradiction_false"][3]) and math.isnan(columns["judge_min"][3])
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1"])
+def test_a_check_with_a_malformed_either_way_is_refused(tmp_path, value):
+    custom = custom_templates(tmp_path)
+    plan = custom / "nli" / "judge.jinja"
+    plan.write_text(plan.read_text().replace('"either_way": true', f'"either_way": {value}'))
+    with pytest.raises(TemplateError, match="may set either_way"):
         load_judge_plan("nli", custom)
 
 
@@ -316,7 +346,7 @@ def test_sigkill_mid_judge_then_resume_judges_only_the_rest(tmp_path, seed_file)
     assert 1 <= len(written) < 3 and not list((out / JUDGE).glob("*.tmp"))
     summary, engine = judge(out)
     assert summary.shards_kept == len(written) and summary.shards_judged == 3 - len(written)
-    checks = len(load_judge_plan("nli").checks)
+    checks = load_judge_plan("nli").requests_per_row
     assert len(engine.requests) == sum(pq.read_metadata(out / "data" / f"part-{i:05d}.parquet").num_rows * checks
                                        for i in range(3) if f"part-{i:05d}.parquet" not in written)
     assert read_rows(out, JUDGE).column("id").to_pylist() == read_rows(out).column("id").to_pylist()

@@ -190,6 +190,14 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("It has more than 30 species.", "It has 30 species.", {"more than 30"}),
     ("On May 17, 2011, a video appeared.", "A video appeared.", set()),  # the month, not a hedge
     ("He can swim.", "He swims.", set()),  # an ability, not a hedge
+    # a report or a plan stated as done
+    ("Police said the driver was drunk.", "The driver was drunk.", {"said"}),
+    ("Police said the driver was drunk.", "According to police, the driver was drunk.", set()),  # same class
+    ("The hotel was described as a ruin.", "The hotel was a ruin.", {"described"}),
+    ("The bridge was scheduled to open in May.", "The bridge opened in May.", {"scheduled"}),
+    ("She planned to resign in 2004.", "She intended to resign in 2004.", set()),
+    ("Tests in the United States began in 1950.", "Tests in the US began in 1950.", set()),  # a name, not a report
+    ("He would later become mayor.", "He later became mayor.", set()),  # history, not a plan
     ("", "", set()),
 ])
 def test_dropped_hedges_are_hedges_the_output_states_plainly(anchor, output, dropped):
