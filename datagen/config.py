@@ -153,7 +153,8 @@ class ValidationConfig(Frozen):
     # Outputs that must keep the anchor's hedges: rejected as ``drops_hedge`` when the anchor weakens its claim
     # ("may occur", "usually", "reportedly", "tends to", "about nine") and the output states it plainly ("occurs",
     # "nine"); the anchor does not entail the plain claim. A dropped hedge was a common wrong positive and
-    # intermediate in the seventh audit round (bench/README.md). A near-synonym keeps it ("may" -> "can").
+    # intermediate in the seventh audit round (bench/README.md). A near-synonym keeps it ("may" -> "can"). A report
+    # or a plan is a hedge too ("police said X" -> "X", "was scheduled to open" -> "opened").
     hedge_keeping_outputs: tuple[str, ...] = ()
     # Outputs that must keep the anchor's tense: rejected as ``changes_tense`` when the anchor speaks only in the
     # past ("was", "were", "had") and the output only in the present or future ("is", "will"): "The offices were
