@@ -5,8 +5,9 @@ negative; pairs: the positive) is checked by one or more yes/no questions. Which
 is its ``prompts/<task>/judge.jinja`` (a ``checks`` list); the questions themselves are few-shot
 templates in ``prompts/judge/<question>.jinja``. A check's probability is P(yes) / (P(yes) + P(no)) read
 from the first answer token's logprobs (any ``LogprobsEngine``), or one minus that when the right answer
-is "no". A relation's probability is the smallest of its checks; ``judge_min`` is the smallest over
-the row.
+is "no". A check marked ``either_way`` is asked a second time with premise and hypothesis swapped and keeps
+the larger probability (a contradiction holds both ways). A relation's probability is the smallest of its checks;
+``judge_min`` is the smallest over the row.
 
 Writes, per data shard, a sidecar ``OUT/judge/part-<i>.parquet`` keyed by ``id`` (same row order as the
 shard), each carrying in its Parquet metadata the judge fingerprint and the sha256 of the data shard it
