@@ -175,8 +175,8 @@ def load_judge_plan(task: str, directory: str | Path | None = None) -> JudgePlan
 _REQUIRED_CHECK_KEYS = ("name", "relation", "question", "premise", "hypothesis", "want")
 
 
-def _flag(item, key: str) -> bool:
-    value = item.get(key, False) if hasattr(item, "get") else False
+def _flag(item: dict, key: str) -> bool:
+    value = item.get(key, False)
     if not isinstance(value, bool):
         raise ValueError(f"{key}={value!r}")
     return value
@@ -228,9 +228,9 @@ def judge_requests(plan: JudgePlan, rows: Sequence[dict]) -> list[GenerationRequ
     return requests
 
 
-def check_of_request(plan: JudgePlan, request_id: str) -> JudgeCheck:
-    name = request_id.rsplit("/", 1)[1].removesuffix(REVERSED)
-    return next(check for check in plan.checks if check.name == name)
+def check_name(request_id: str) -> str:
+    """The check a request of :func:`judge_requests` asks, either way round."""
+    return request_id.rsplit("/", 1)[1].removesuffix(REVERSED)
 
 
 def wanted_share(plan: JudgePlan, check: JudgeCheck, result: FirstTokenLogprobs) -> float | None:
@@ -373,7 +373,8 @@ def _part_is_current(out: Path, shard: ShardEntry, judge_fp: str) -> bool:
 def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engine, top_k: int, judge_fp: str) -> None:
     rows = pq.read_table(writer.out / shard.data.path, columns=["id", "anchor", *get_task(plan.task).fields]).to_pylist()
     results = engine.first_token_logprobs(judge_requests(plan, rows), top_k=top_k)
-    answers = {r.request_id: wanted_share(plan, check_of_request(plan, r.request_id), r) for r in results}
+    checks = {check.name: check for check in plan.checks}
+    answers = {r.request_id: wanted_share(plan, checks[check_name(r.request_id)], r) for r in results}
     columns = check_probabilities(plan, rows, answers)
     records = [{"id": row["id"]} | {name: float(values[i]) for name, values in columns.items()}
                for i, row in enumerate(rows)]
