@@ -6,7 +6,8 @@ Per model and question template (``prompts/judge/*.jinja``), on data people labe
   AUC of entailment-vs-rest (the ``entails`` question's P(yes)) and of contradiction-vs-rest (the
   ``contradicts`` question's P(yes), and its combination with 1 - P(entails)); and of the three-way ``truth``
   question (P(true) for entailment, P(false) for contradiction, alone, with 1 - P(entails), and asked either way:
-  the larger P(false) of (A, B) and (B, A), which the nli judge uses), each with a
+  the larger P(false) of (A, B) and (B, A), which the nli judge uses); of the `says_more` question's P(no) and
+  its product with P(yes) of `entails`, and the precision of the pipeline's two entailment bars; each with a
   bootstrap 95% interval; accuracy at a threshold picked on
   SICK trial (500 pairs), never on test;
 - STS-B test (``--stsb N`` pairs): Spearman of the ``similarity`` question's expected 0-5 score against gold,
@@ -38,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from datagen.config import GenerateConfig, SamplingConfig, VLLMConfig  # noqa: E402
 from datagen.engines import GenerationRequest, build_engine, require_logprobs, resolve_engine_model  # noqa: E402
+from datagen.quality.audit import wilson_interval  # noqa: E402
 from datagen.quality.judge import load_question  # noqa: E402
 
 SICK = REPO.parent / "shared" / "data" / "raw_original" / "sick2014"
@@ -129,30 +131,51 @@ class Asker:
         self.engine.close()
 
 
-def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, truth_only: bool = False) -> dict:
-    """AUCs on SICK test, thresholds from SICK trial. ``truth_only`` asks only the three-way question (both ways):
-    a third of the requests, for a slow machine."""
+QUESTION_SETS = {
+    "all": ("truth", "entails", "contradicts", "says_more"),
+    "truth": ("truth",),  # the three-way question both ways: a third of the requests, for a slow machine
+    "entailment": ("entails", "says_more"),  # the nli judge's two entailment questions
+}
+# The nli judge's entailment bars (pipelines/nli_checked.yaml): P(yes) of `entails` and P(no) of `says_more`.
+SHIPPED_ENTAILMENT_BARS = {"entails": 0.98, "says_no_more": 0.5}
+
+
+def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, questions: str = "all") -> dict:
+    """AUCs on SICK test, thresholds from SICK trial, for the questions of ``QUESTION_SETS[questions]``."""
+    asked = QUESTION_SETS[questions]
     report = {}
     for split_name, pairs in (("trial", trial), ("test", test)):
-        truth = asker.p_answers("truth", pairs)
-        swapped = asker.p_answers("truth", [{"a": p["b"], "b": p["a"]} for p in pairs])
-        report[split_name] = {"true": truth["true"], "false": truth["false"], "false_swapped": swapped["false"],
-                              "labels": np.array([p["label"] for p in pairs])}
-        if not truth_only:
-            report[split_name] |= {"entails": asker.p_yes("entails", pairs), "contradicts": asker.p_yes("contradicts", pairs)}
+        scores = {"labels": np.array([p["label"] for p in pairs])}
+        if "truth" in asked:
+            truth = asker.p_answers("truth", pairs)
+            swapped = asker.p_answers("truth", [{"a": p["b"], "b": p["a"]} for p in pairs])
+            scores |= {"true": truth["true"], "false": truth["false"], "false_swapped": swapped["false"]}
+        for question in ("entails", "contradicts"):
+            if question in asked:
+                scores[question] = asker.p_yes(question, pairs)
+        if "says_more" in asked:
+            scores["says_no_more"] = 1 - asker.p_yes("says_more", pairs)
+        report[split_name] = scores
     result = {"test_pairs": len(test), "trial_pairs": len(trial)}
+    # name: (gold label, the scores it reads, score)
     scorers = {
-        "entailment_vs_rest/entails": ("ENTAILMENT", lambda s: s["entails"]),
-        "contradiction_vs_rest/contradicts": ("CONTRADICTION", lambda s: s["contradicts"]),
-        "contradiction_vs_rest/contradicts+not_entails": ("CONTRADICTION", lambda s: np.minimum(s["contradicts"], 1 - s["entails"])),
-        "entailment_vs_rest/truth(true)": ("ENTAILMENT", lambda s: s["true"]),
-        "contradiction_vs_rest/truth(false)": ("CONTRADICTION", lambda s: s["false"]),
-        "contradiction_vs_rest/truth(false)+not_entails": ("CONTRADICTION", lambda s: np.minimum(s["false"], 1 - s["entails"])),
+        "entailment_vs_rest/entails": ("ENTAILMENT", ("entails",), lambda s: s["entails"]),
+        "entailment_vs_rest/says_no_more": ("ENTAILMENT", ("says_no_more",), lambda s: s["says_no_more"]),
+        "entailment_vs_rest/entails*says_no_more": ("ENTAILMENT", ("entails", "says_no_more"),
+                                                    lambda s: s["entails"] * s["says_no_more"]),
+        "contradiction_vs_rest/contradicts": ("CONTRADICTION", ("contradicts",), lambda s: s["contradicts"]),
+        "contradiction_vs_rest/contradicts+not_entails": ("CONTRADICTION", ("contradicts", "entails"),
+                                                          lambda s: np.minimum(s["contradicts"], 1 - s["entails"])),
+        "entailment_vs_rest/truth(true)": ("ENTAILMENT", ("true",), lambda s: s["true"]),
+        "contradiction_vs_rest/truth(false)": ("CONTRADICTION", ("false",), lambda s: s["false"]),
+        "contradiction_vs_rest/truth(false)+not_entails": ("CONTRADICTION", ("false", "entails"),
+                                                           lambda s: np.minimum(s["false"], 1 - s["entails"])),
         # the nli judge since 2026-12-07: the truth question asked both ways, the larger P(false)
-        "contradiction_vs_rest/truth(false)either_way": ("CONTRADICTION", lambda s: np.maximum(s["false"], s["false_swapped"])),
+        "contradiction_vs_rest/truth(false)either_way": ("CONTRADICTION", ("false", "false_swapped"),
+                                                         lambda s: np.maximum(s["false"], s["false_swapped"])),
     }
-    for name, (label, score) in scorers.items():
-        if truth_only and ("entails" in name or "contradicts" in name):
+    for name, (label, needs, score) in scorers.items():
+        if not all(key in report["test"] for key in needs):
             continue
         trial_scores, test_scores = score(report["trial"]), score(report["test"])
         trial_positive, test_positive = report["trial"]["labels"] == label, report["test"]["labels"] == label
@@ -162,7 +185,22 @@ def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, truth_only
                         "threshold_from_trial": round(threshold, 4),
                         "accuracy_at_threshold": round(float(np.mean((test_scores >= threshold) == test_positive)), 4),
                         "positives": int(test_positive.sum())}
+    if all(key in report["test"] for key in SHIPPED_ENTAILMENT_BARS):
+        result["entailment_at_shipped_bars"] = {
+            bars: precision_recall(report["test"], {key: SHIPPED_ENTAILMENT_BARS[key] for key in keys})
+            for bars, keys in (("entails", ("entails",)), ("entails+says_no_more", tuple(SHIPPED_ENTAILMENT_BARS)))}
     return result
+
+
+def precision_recall(scores: dict, bars: dict[str, float]) -> dict:
+    """Of the SICK pairs that pass every bar, the share labelled entailment (Wilson 95%), and the recall."""
+    passed = np.all([scores[key] >= bar for key, bar in bars.items()], axis=0)
+    positive = scores["labels"] == "ENTAILMENT"
+    right = int((passed & positive).sum())
+    low, high = wilson_interval(right, int(passed.sum()))
+    return {"bars": bars, "passed": int(passed.sum()), "entailment": right,
+            "precision": round(right / max(int(passed.sum()), 1), 4), "precision_95": [round(low, 4), round(high, 4)],
+            "recall": round(right / max(int(positive.sum()), 1), 4)}
 
 
 def audit_report(asker_model: str, outs: list[Path]) -> dict:
@@ -199,7 +237,9 @@ def main() -> None:
     parser.add_argument("--sick-test", type=int, default=1000, help="pairs drawn from SICK test (4927 = all)")
     parser.add_argument("--stsb", type=int, default=500, help="pairs drawn from STS-B test (1379 = all); 0 skips")
     parser.add_argument("--trial", type=int, default=500, help="SICK trial pairs to pick thresholds on (500 = all)")
-    parser.add_argument("--truth-only", action="store_true", help="ask only the three-way question, both ways")
+    parser.add_argument("--questions", choices=sorted(QUESTION_SETS), default="all",
+                        help="truth: only the three-way question, both ways; entailment: the nli judge's two "
+                             "entailment questions")
     parser.add_argument("--audit", type=Path, nargs="*", default=[], help="audited output dirs with judge sidecars")
     parser.add_argument("--kv-cache-gib", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
@@ -215,7 +255,7 @@ def main() -> None:
     results = {}
     for model in args.models.split(","):
         asker = Asker(model, args.kv_cache_gib)
-        entry = {"sick": sick_report(asker, trial, test, truth_only=args.truth_only)}
+        entry = {"sick": sick_report(asker, trial, test, questions=args.questions)}
         if stsb:
             predicted = asker.expected_digit("similarity", stsb)
             gold = [p["score"] for p in stsb]

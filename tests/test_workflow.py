@@ -12,7 +12,7 @@ from datagen.config import packaged
 from datagen.dataset.shards import read_rows
 from datagen.errors import ConfigError
 from datagen.generation.run import generate
-from datagen.quality.judge import judge_dataset
+from datagen.quality.judge import judge_dataset, load_judge_plan
 from datagen.tasks import get_task
 from datagen.workflow import load_pipeline, parse_pipeline, run_pipeline
 from tests.support.fakes import FakeEngine, FakeJudge
@@ -20,6 +20,8 @@ from tests.support.fakes import FakeEngine, FakeJudge
 
 def p_yes(question: str) -> float:
     """The dogs' entailment is doubtful (0.6); every other relation is clearly right."""
+    if "claim anything" in question:  # `says_more`: P(no) 0.95, no entailment claims more than its anchor
+        return 0.05
     if "Something related" in question:
         return 0.6 if "dogs" in question else 0.99
     return 0.05 if "true, false or unknown" in question else 0.9  # P(true) 0.05: the contradiction is false
@@ -47,7 +49,11 @@ def test_the_shipped_checked_pipelines_load_without_a_train_section():
         assert spec.generate.config.task == task and spec.train is None and spec.eval is None and not spec.rfd
         assert spec.judge.config.model == "qwen2.5-1.5b" and spec.filter.spec.best_per_seed
         relations = set(get_task(task).record.output_fields())
-        assert spec.filter.spec.min_judge_by_relation and set(spec.filter.spec.min_judge_by_relation) <= relations
+        checks = {check.name: check.relation for check in load_judge_plan(task).checks}
+        bars = spec.filter.spec
+        assert bars.min_judge_by_relation and set(bars.min_judge_by_relation) <= relations
+        assert set(bars.min_judge_by_check) <= set(checks)
+        assert set(bars.min_judge_by_relation) | {checks[name] for name in bars.min_judge_by_check} == relations
 
 
 def test_generate_judge_filter_runs_in_order_and_a_rerun_keeps_everything(tmp_path, seed_file):
@@ -59,7 +65,7 @@ def test_generate_judge_filter_runs_in_order_and_a_rerun_keeps_everything(tmp_pa
     assert "Two dogs are running along the beach." not in kept and len(kept) == 9
     manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
     assert manifest["filter"]["min_judge_by_relation"] == spec["filter"]["min_judge_by_relation"]
-    assert set(spec["filter"]["min_judge_by_relation"]) == {"entailment", "contradiction"}
+    assert manifest["filter"]["min_judge_by_check"] == spec["filter"]["min_judge_by_check"]
     before = (tmp_path / "kept" / "manifest.json").read_bytes()
     (tmp_path / "kept" / "audit").mkdir()
     (tmp_path / "kept" / "audit" / "labels.jsonl").write_text("{}\n")  # a person's labels must survive a rerun
@@ -74,7 +80,7 @@ def test_generate_judge_filter_runs_in_order_and_a_rerun_keeps_everything(tmp_pa
 def test_a_changed_threshold_refuses_to_replace_the_kept_rows_without_overwrite(tmp_path, seed_file):
     spec = checked_pipeline(tmp_path, seed_file)
     run(spec, seed_file)
-    spec["filter"]["min_judge_by_relation"]["entailment"] = 0.5
+    spec["filter"]["min_judge_by_check"]["entailment_entailed"] = 0.5
     with pytest.raises(Exception, match="--overwrite"):
         run(spec, seed_file)
     spec["filter"]["overwrite"] = True
@@ -115,6 +121,7 @@ def test_datagen_run_generates_judges_and_filters_on_real_vllm(tmp_path, embedde
     spec["generate"]["model"] = spec["judge"]["model"] = "qwen2.5-0.5b"
     spec["generate"]["shard_rows"] = 3
     spec["filter"]["min_judge_by_relation"] = {"entailment": 0.0, "contradiction": 0.0}  # keep every answered row
+    spec["filter"]["min_judge_by_check"] = {name: 0.0 for name in spec["filter"].get("min_judge_by_check", {})}
     pipeline = tmp_path / "checked.yaml"
     pipeline.write_text(yaml.safe_dump(spec))
     # Its own process group, killed whole on a timeout: vLLM's EngineCore would outlive its parent otherwise.

@@ -430,23 +430,83 @@ def dropped_hedges(anchor: str, output: str) -> set[str]:
     return dropped
 
 
-_PAST_AUXILIARY = re.compile(r"\b(was|were|had|did)\b", re.IGNORECASE)
-_PRESENT_AUXILIARY = re.compile(r"\b(is|are|has|have|does|will)\b", re.IGNORECASE)
+_PAST_AUXILIARY = re.compile(r"\b(was|were|had|did|could)\b", re.IGNORECASE)
+_PRESENT_AUXILIARY = re.compile(r"\b(is|are|has|have|does|will|can)\b", re.IGNORECASE)
+# Irregular simple pasts, each with the present form that moves the claim to now ("became" -> "becomes"). Left
+# out: forms that are as often a present, a noun or an adjective ("put", "set", "found", "left", "read", "cut").
+_IRREGULAR_PAST = {
+    "became": "becomes", "began": "begins", "bought": "buys", "brought": "brings", "built": "builds",
+    "came": "comes", "chose": "chooses", "drew": "draws", "drove": "drives", "fell": "falls", "fought": "fights",
+    "fled": "flees", "flew": "flies", "gave": "gives", "grew": "grows", "held": "holds", "kept": "keeps",
+    "knew": "knows", "led": "leads", "lost": "loses", "made": "makes", "met": "meets", "paid": "pays",
+    "ran": "runs", "rose": "rises", "sat": "sits", "saw": "sees", "sent": "sends", "sold": "sells",
+    "spent": "spends", "spoke": "speaks", "stood": "stands", "taught": "teaches", "took": "takes",
+    "went": "goes", "won": "wins", "wrote": "writes",
+}
+# A present perfect of a past event ("He has competed at three Olympics") still speaks of the past; "has been
+# teaching since 1989" does not, it says the teaching goes on.
+_PERFECT = re.compile(r"\b(?:has|have)\s+(?:(?:also|already|not|never)\s+)?(?:been\s+)?"
+                      r"(?:\w+ed|become|begun|built|chosen|given|grown|held|known|led|made|taken|won|written)\b",
+                      re.IGNORECASE)
+# An "-ed" word straight after these is a participle or an adjective ("was elected", "the accelerated track").
+_BEFORE_PARTICIPLE = frozenset(
+    "a an the this that these those its his her their our my your be been being is are was were am has have had "
+    "get gets got getting newly recently well not never also".split())
+# Common words ending in "-ed" that are no past verb.
+_NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
+
+
+def _finite_pasts(text: str) -> list[str]:
+    """Words of ``text`` that read as a simple past ("formed", "became"): lower-case, not hyphenated, and an
+    "-ed" word only where no auxiliary, article or possessive before it makes it a participle or adjective."""
+    words = [word.strip(".,;:!?\"'()[]") for word in text.split()]
+    pasts = []
+    for before, word in zip(["", *words], words):
+        if word != word.lower() or "-" in word:
+            continue
+        if word in _IRREGULAR_PAST or (len(word) >= 5 and word.endswith("ed") and not word.endswith("eed")
+                                       and word not in _NOT_PAST and before.lower() not in _BEFORE_PARTICIPLE):
+            pasts.append(word)
+    return pasts
+
+
+def _present_forms(past: str) -> set[str]:
+    """Third-person present forms a simple past can become ("competed" -> "competes", "carried" -> "carries")."""
+    if past in _IRREGULAR_PAST:
+        return {_IRREGULAR_PAST[past]}
+    stem = past[:-2]
+    forms = {stem + "s", stem + "es", past[:-1] + "s"}
+    if past.endswith("ied"):
+        forms.add(past[:-3] + "ies")
+    if len(stem) > 2 and stem[-1] == stem[-2]:
+        forms.add(stem[:-1] + "s")
+    return forms
 
 
 def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
-    """``(past, present)`` auxiliaries when ``anchor`` speaks only in the past and ``output`` only in the present
+    """``(past, present)`` words when ``anchor`` speaks only in the past and ``output`` only in the present
     or future, else None.
 
     "The shire offices were in Alstonville" does not say they are there now, so "The shire offices are in
-    Alstonville" is no paraphrase of it. Auxiliaries only: a lexical verb's tense ("formed" -> "forms") is
-    left to the judge. A sentence that mixes tenses on either side is left alone.
+    Alstonville" is no paraphrase of it, and "He competed at the 1952 Olympics" does not entail "He competes".
+    The past is read from auxiliaries ("was", "had", "could") and simple pasts ("served", "became"); the present
+    from auxiliaries and from the present form of one of the anchor's own past verbs. A sentence that mixes tenses
+    on either side is left alone.
     """
-    past = _PAST_AUXILIARY.search(anchor)
-    if past is None or _PRESENT_AUXILIARY.search(anchor) or _PAST_AUXILIARY.search(output):
+    anchor_pasts = _finite_pasts(anchor)
+    past_auxiliary = _PAST_AUXILIARY.search(anchor)
+    if not (past_auxiliary or anchor_pasts) or _PRESENT_AUXILIARY.search(anchor):
         return None
-    present = _PRESENT_AUXILIARY.search(output)
-    return (past.group().lower(), present.group().lower()) if present else None
+    if _PAST_AUXILIARY.search(output) or _finite_pasts(output):
+        return None
+    past = past_auxiliary.group().lower() if past_auxiliary else anchor_pasts[0]
+    if present := _PRESENT_AUXILIARY.search(_PERFECT.sub(" ", output)):
+        return past, present.group().lower()
+    output_words = {word.strip(".,;:!?\"'()[]") for word in output.split()}
+    for anchor_past in anchor_pasts:
+        if moved := output_words & _present_forms(anchor_past):
+            return anchor_past, sorted(moved)[0]
+    return None
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:

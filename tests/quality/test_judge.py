@@ -41,6 +41,8 @@ def nli_p_yes(question: str) -> float | None:
     """Good fake rows pass, except the dogs' entailment; the lighthouse row gets no yes/no answer."""
     if "lighthouse" in question:
         return None
+    if "claim anything" in question:  # `says_more`: the fake entailment claims nothing new, P(no) 0.9
+        return 0.1
     if "Something related" in question:  # the fake entailment
         return 0.2 if "dogs" in question else 0.9
     if "true, false or unknown" in question:  # the three-way question: P(true) 0.2, so P(false) 0.8
@@ -93,6 +95,9 @@ def test_judge_writes_one_part_per_data_shard_keyed_by_id(tmp_path, seed_file):
     assert dogs["p_entailment_entailed"] == pytest.approx(0.2) and dogs["judge_min"] == pytest.approx(0.2)
     good = by_id[rows["The bakery opens at six every morning."]["id"]]
     assert good["judge_contradiction"] == pytest.approx(min(0.9, 0.8)) and good["judge_min"] == pytest.approx(0.8)
+    # a check that wants "no" (`says_more`) reads P(no): the fake's P(yes) 0.1; the relation takes its smallest check
+    assert good["p_entailment_says_no_more"] == pytest.approx(0.9)
+    assert good["judge_entailment"] == pytest.approx(min(good["p_entailment_entailed"], 0.9))
     assert math.isnan(by_id[rows["A girl is painting a picture of a lighthouse."]["id"]]["judge_min"])
     section = json.loads((out / "manifest.json").read_text())["judge"]
     assert section["rows"] == 10 and section["unanswered_checks"] == len(plan.checks)  # the lighthouse row's
@@ -239,7 +244,7 @@ def test_filter_min_check_bars_one_judge_question_and_refuses_a_check_the_judge_
     lenient = filter_dataset(out, tmp_path / "low", FilterSpec(min_judge_by_check={"entailment_entailed": 0.1}))
     assert lenient.kept == 9  # only the unanswered lighthouse fails
     with pytest.raises(InputError, match="--min-check entailment_entails: the judge asked no check of that name; "
-                                         "use one of entailment_entailed, contradiction_false"):
+                                         "use one of entailment_entailed, entailment_says_no_more, contradiction_false"):
         filter_dataset(out, tmp_path / "typo", FilterSpec(min_judge_by_check={"entailment_entails": 0.5}))
     assert not (tmp_path / "typo" / "data").exists()
 
@@ -267,7 +272,7 @@ def test_best_per_seed_keeps_the_sample_the_judge_likes_most(tmp_path, seed_file
     assert read_rows(out).num_rows == 20
 
     def p_yes(question):  # the second take of every seed is the better entailment
-        if question.startswith("Premise:") and "Something related" in question:
+        if question.startswith("Premise:") and "Something related" in question and "claim anything" not in question:
             return 0.95 if "take 2." in question else 0.6
         return nli_p_yes(question.replace("lighthouse", "lamp"))
 

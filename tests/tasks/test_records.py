@@ -224,6 +224,22 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     ("He is an alumnus of the college.", "He was a student at the college.", None),  # present -> past: left alone
     ("It was built in 1900 and is now a museum.", "It is a museum built in 1900.", None),  # the anchor mixes tenses
     ("It was built in 1900.", "It is a building that was built in 1900.", None),  # the output keeps the past
+    # simple pasts, read from "-ed" and irregular forms
+    ("He competed at the 1952 Summer Olympics.", "He competes in the Summer Olympics.", ("competed", "competes")),
+    ("Since 1989 he worked as a teacher in Bad Arolsen.", "He has been teaching in Bad Arolsen since 1989.",
+     ("worked", "has")),
+    ("In 2003, Williams became the first Commissioner.", "Williams is a Commissioner.", ("became", "is")),
+    ("She carried the flag in 1996.", "She carries the flag.", ("carried", "carries")),
+    ("The team won the cup twice.", "The team wins the cup.", ("won", "wins")),
+    ("As the laureate, he could choose 3 organizations.", "The laureate can choose 3 organizations.",
+     ("could", "can")),
+    # a present perfect speaks of the past too
+    ("He competed at the 1952 and 1956 Olympics.", "He has competed in two Olympics.", None),
+    ("The bridge was completed in 1932.", "The bridge has been completed.", None),
+    # participles and adjectives are no simple past
+    ("The accelerated track lasts five years.", "The track is five years long.", None),
+    ("A Toronto-based company.", "The company is in Toronto.", None),
+    ("He competed at the 1952 Olympics.", "He took part in the Olympics.", None),  # both in the past
     ("", "", None),
 ])
 def test_a_past_claim_made_present_is_a_changed_tense(anchor, output, shift):
@@ -239,6 +255,15 @@ def test_a_changed_tense_is_rejected_only_where_configured():
     assert reason_of(STSTuple, row, settings) == ("changes_tense", "intermediate")
     assert STSTuple.model_validate({**row, "intermediate": "The shire offices were in Grafton."}, context=settings)
     assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
+
+
+def test_an_nli_entailment_that_moves_a_past_fact_to_now_is_rejected_where_configured():
+    row = {"anchor": "He competed at the 1952 Summer Olympics and the 1956 Summer Olympics.",
+           "entailment": "He competes in the Summer Olympics.",
+           "contradiction": "He never took part in any Olympic Games."}
+    settings = ValidationConfig(tense_keeping_outputs=("entailment",))
+    assert reason_of(NLITriple, row, settings) == ("changes_tense", "entailment")
+    assert NLITriple.model_validate({**row, "entailment": "He competed in the Summer Olympics."}, context=settings)
 
 
 def test_a_positive_keeps_its_qualifiers():
