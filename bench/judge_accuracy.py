@@ -277,9 +277,12 @@ def main() -> None:
         if model == "audit":
             continue
         for name, r in entry["sick"].items():
-            if isinstance(r, dict):
+            if isinstance(r, dict) and "auc" in r:
                 print(f"{model:<14} {name:<46} {r['auc']:>6.3f} [{r['auc_95'][0]:.3f}, {r['auc_95'][1]:.3f}] "
                       f"{r['accuracy_at_threshold']:>6.3f} {r['threshold_from_trial']:>6.3f}")
+        for bars, r in entry["sick"].get("entailment_at_shipped_bars", {}).items():
+            print(f"{model:<14} {'entailment at the shipped bars: ' + bars:<46} precision {r['precision']:.3f} "
+                  f"[{r['precision_95'][0]:.3f}, {r['precision_95'][1]:.3f}] of {r['passed']}, recall {r['recall']:.3f}")
         if "stsb_spearman" in entry:
             print(f"{model:<14} {'STS-B similarity (Spearman)':<36} {entry['stsb_spearman']:>6.3f}  on {entry['stsb_pairs']} pairs")
             print(f"{model:<14} {'STS-B mutual entailment (Spearman)':<36} {entry['stsb_spearman_mutual_entailment']:>6.3f}")
