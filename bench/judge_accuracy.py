@@ -37,10 +37,11 @@ from scipy.stats import spearmanr
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from datagen.config import GenerateConfig, SamplingConfig, VLLMConfig  # noqa: E402
+from datagen.config import GenerateConfig, SamplingConfig, VLLMConfig, packaged  # noqa: E402
 from datagen.engines import GenerationRequest, build_engine, require_logprobs, resolve_engine_model  # noqa: E402
 from datagen.quality.audit import wilson_interval  # noqa: E402
 from datagen.quality.judge import load_question  # noqa: E402
+from datagen.workflow import load_pipeline  # noqa: E402
 
 SICK = REPO.parent / "shared" / "data" / "raw_original" / "sick2014"
 STSB = REPO.parent / "shared" / "data" / "raw_original" / "stsbenchmark"
@@ -136,8 +137,14 @@ QUESTION_SETS = {
     "truth": ("truth",),  # the three-way question both ways: a third of the requests, for a slow machine
     "entailment": ("entails", "says_more"),  # the nli judge's two entailment questions
 }
-# The nli judge's entailment bars (pipelines/nli_checked.yaml): P(yes) of `entails` and P(no) of `says_more`.
-SHIPPED_ENTAILMENT_BARS = {"entails": 0.98, "says_no_more": 0.5}
+# The scores this script reads for the nli judge's entailment checks (names in prompts/nli/judge.jinja).
+SCORE_OF_CHECK = {"entailment_entailed": "entails", "entailment_says_no_more": "says_no_more"}
+
+
+def shipped_entailment_bars() -> dict[str, float]:
+    """The entailment bars of the shipped pipelines/nli_checked.yaml, keyed by this script's score names."""
+    bars = load_pipeline(packaged("pipelines", "nli_checked.yaml")).filter.spec.min_judge_by_check
+    return {SCORE_OF_CHECK[check]: bar for check, bar in bars.items() if check in SCORE_OF_CHECK}
 
 
 def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, questions: str = "all") -> dict:
@@ -185,10 +192,11 @@ def sick_report(asker: Asker, trial: list[dict], test: list[dict], *, questions:
                         "threshold_from_trial": round(threshold, 4),
                         "accuracy_at_threshold": round(float(np.mean((test_scores >= threshold) == test_positive)), 4),
                         "positives": int(test_positive.sum())}
-    if all(key in report["test"] for key in SHIPPED_ENTAILMENT_BARS):
+    shipped = shipped_entailment_bars()
+    if shipped and all(key in report["test"] for key in shipped):
         result["entailment_at_shipped_bars"] = {
-            bars: precision_recall(report["test"], {key: SHIPPED_ENTAILMENT_BARS[key] for key in keys})
-            for bars, keys in (("entails", ("entails",)), ("entails+says_no_more", tuple(SHIPPED_ENTAILMENT_BARS)))}
+            "+".join(keys): precision_recall(report["test"], {key: shipped[key] for key in keys})
+            for keys in (("entails",), tuple(shipped)) if set(keys) <= set(shipped)}
     return result
 
 

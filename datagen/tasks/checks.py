@@ -456,10 +456,15 @@ _BEFORE_PARTICIPLE = frozenset(
 _NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
 
 
+def _bare_words(text: str) -> list[str]:
+    """Words split on spaces with their punctuation trimmed, case and hyphens kept ("Toronto-based")."""
+    return [word.strip(".,;:!?\"'()[]") for word in text.split()]
+
+
 def _finite_pasts(text: str) -> list[str]:
     """Words of ``text`` that read as a simple past ("formed", "became"): lower-case, not hyphenated, and an
     "-ed" word only where no auxiliary, article or possessive before it makes it a participle or adjective."""
-    words = [word.strip(".,;:!?\"'()[]") for word in text.split()]
+    words = _bare_words(text)
     pasts = []
     for before, word in zip(["", *words], words):
         if word != word.lower() or "-" in word:
@@ -502,7 +507,7 @@ def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
     past = past_auxiliary.group().lower() if past_auxiliary else anchor_pasts[0]
     if present := _PRESENT_AUXILIARY.search(_PERFECT.sub(" ", output)):
         return past, present.group().lower()
-    output_words = {word.strip(".,;:!?\"'()[]") for word in output.split()}
+    output_words = set(_bare_words(output))
     for anchor_past in anchor_pasts:
         if moved := output_words & _present_forms(anchor_past):
             return anchor_past, sorted(moved)[0]
