@@ -462,12 +462,13 @@ def _bare_words(text: str) -> list[str]:
 
 
 def _finite_pasts(text: str) -> list[str]:
-    """Words of ``text`` that read as a simple past ("formed", "became"): lower-case, not hyphenated, and an
-    "-ed" word only where no auxiliary, article or possessive before it makes it a participle or adjective."""
+    """Words of ``text`` that read as a simple past ("formed", "became"): lower-case, not hyphenated, not followed
+    by "by" ("the team, led by Ruiz", "a novel written by"), and an "-ed" word only where no auxiliary, article or
+    possessive before it makes it a participle or adjective."""
     words = _bare_words(text)
     pasts = []
-    for before, word in zip(["", *words], words):
-        if word != word.lower() or "-" in word:
+    for before, word, after in zip(["", *words], words, [*words[1:], ""]):
+        if word != word.lower() or "-" in word or after.lower() == "by":
             continue
         if word in _IRREGULAR_PAST or (len(word) >= 5 and word.endswith("ed") and not word.endswith("eed")
                                        and word not in _NOT_PAST and before.lower() not in _BEFORE_PARTICIPLE):

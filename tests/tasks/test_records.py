@@ -240,6 +240,11 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     ("The accelerated track lasts five years.", "The track is five years long.", None),
     ("A Toronto-based company.", "The company is in Toronto.", None),
     ("He competed at the 1952 Olympics.", "He took part in the Olympics.", None),  # both in the past
+    # a word before "by" is a participle, whatever its form
+    ("The expedition, led by Ruiz, reached the pass.", "The expedition reached the pass.", None),
+    ("The novel written by Ada Brennan.", "Ada Brennan's novel is set in Cornwall.", None),
+    ("The expedition, led by Ruiz, reached the pass.", "The expedition reaches the pass.", ("reached", "reaches")),
+    ("The party, founded by Kovacs in 1990.", "The party is led by Kovacs.", None),
     ("", "", None),
 ])
 def test_a_past_claim_made_present_is_a_changed_tense(anchor, output, shift):
