@@ -230,6 +230,9 @@ class Record(BaseModel):
         for name in settings.tense_keeping_outputs:
             if name in outputs and (shift := past_made_present(self.anchor, outputs[name])):
                 raise fail(name, "changes_tense", f"{name} says '{shift[1]}' where the anchor says '{shift[0]}'")
+        for name in settings.no_unstated_birth_outputs:
+            if name in outputs and invents_birth(self.anchor, outputs[name]):
+                raise fail(name, "invents_birth", f"{name} speaks of a birth the anchor never mentions, so both can be true")
         return self
 
 
@@ -487,6 +490,22 @@ def _present_forms(past: str) -> set[str]:
     if len(stem) > 2 and stem[-1] == stem[-2]:
         forms.add(stem[:-1] + "s")
     return forms
+
+
+_BIRTH = re.compile(r"\b(?:born|birth\w*|née)\b", re.IGNORECASE)
+# A life span or a birth year in brackets states the birth too: "(1798–1881)", "(22 Jun 1683, Abbeville - 4 Apr
+# 1751)", "(b. 1921)".
+_LIFE_SPAN = re.compile(r"\([^()]*\d{3,4}[^()]*\s[–—-]\s|\([^()]*\d{3,4}\s*[–—-]|\(b\.\s*\d", re.IGNORECASE)
+
+
+def invents_birth(anchor: str, output: str) -> bool:
+    """Whether ``output`` speaks of a birth (when, where, whether) that ``anchor`` never mentions.
+
+    Such a sentence cannot contradict the anchor: "a Romanian weightlifter" says nothing of where he was born, so
+    "He was not born in Romania" can be true with it. Of the 18 generated contradictions it flags in the samples of
+    rounds 11-15, I read 15 as wrong and 3 as doubtful, none as plainly right (bench/README.md, fourteenth round).
+    """
+    return bool(_BIRTH.search(output)) and not (_BIRTH.search(anchor) or _LIFE_SPAN.search(anchor))
 
 
 def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:

@@ -3,8 +3,8 @@ from pydantic import ValidationError
 
 from datagen.config import ValidationConfig
 from datagen.tasks.checks import (
-    past_made_present,
-    added_details, details, dropped_details, dropped_hedges, looks_like_fragment, only_deletes, similarity,
+    added_details, details, dropped_details, dropped_hedges, invents_birth, looks_like_fragment, only_deletes,
+    past_made_present, similarity,
 )
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
@@ -269,6 +269,33 @@ def test_an_nli_entailment_that_moves_a_past_fact_to_now_is_rejected_where_confi
     settings = ValidationConfig(tense_keeping_outputs=("entailment",))
     assert reason_of(NLITriple, row, settings) == ("changes_tense", "entailment")
     assert NLITriple.model_validate({**row, "entailment": "He competed in the Summer Olympics."}, context=settings)
+
+
+@pytest.mark.parametrize("anchor, output, invented", [
+    ("Lon Noor was a Romanian weightlifter.", "Lon Noor was not born in Romania.", True),
+    ("Dignan served as Secretary of State from 1943 to 1946.", "Dignan was born in 1895.", True),
+    ("He was arrested that year.", "He was arrested on his 26th birthday.", True),
+    ("Lon Noor (born 1921) was a weightlifter.", "Lon Noor was born in 1950.", False),  # the anchor states the birth
+    ("Nils Jacobsson (10 February 1929 – 18 July 1982) was a Swedish weightlifter.", "He was born in 1950.", False),
+    ("John Benezet (22 Jun 1683, Abbeville - 4 Apr 1751, Germantown) was a refugee.", "He was born in Paris.", False),
+    ("Lon Noor (b. 1921) was a weightlifter.", "Lon Noor was born in 1950.", False),
+    ("She was born in Cork in 1950.", "She was born in Dublin.", False),
+    ("Lon Noor was a Romanian weightlifter.", "Lon Noor was a Bulgarian boxer.", False),  # no birth spoken of
+    ("", "", False),
+])
+def test_a_birth_the_anchor_never_mentions_is_invented(anchor, output, invented):
+    assert invents_birth(anchor, output) is invented
+
+
+def test_a_contradiction_about_an_unstated_birth_is_rejected_where_configured():
+    row = {"anchor": "Lon Noor was a Romanian weightlifter who competed at the 1952 Summer Olympics.",
+           "entailment": "Lon Noor was a weightlifter.",
+           "contradiction": "Lon Noor was not born in Romania."}
+    settings = ValidationConfig(no_unstated_birth_outputs=("contradiction",))
+    assert reason_of(NLITriple, row, settings) == ("invents_birth", "contradiction")
+    assert NLITriple.model_validate({**row, "contradiction": "Lon Noor never competed at the Olympics."},
+                                    context=settings)
+    assert NLITriple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
 def test_a_positive_keeps_its_qualifiers():
