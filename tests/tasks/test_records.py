@@ -262,15 +262,6 @@ def test_a_changed_tense_is_rejected_only_where_configured():
     assert STSTuple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
-def test_an_nli_entailment_that_moves_a_past_fact_to_now_is_rejected_where_configured():
-    row = {"anchor": "He competed at the 1952 Summer Olympics and the 1956 Summer Olympics.",
-           "entailment": "He competes in the Summer Olympics.",
-           "contradiction": "He never took part in any Olympic Games."}
-    settings = ValidationConfig(tense_keeping_outputs=("entailment",))
-    assert reason_of(NLITriple, row, settings) == ("changes_tense", "entailment")
-    assert NLITriple.model_validate({**row, "entailment": "He competed in the Summer Olympics."}, context=settings)
-
-
 @pytest.mark.parametrize("anchor, output, invented", [
     ("Lon Noor was a Romanian weightlifter.", "Lon Noor was not born in Romania.", True),
     ("Dignan served as Secretary of State from 1943 to 1946.", "Dignan was born in 1895.", True),
@@ -287,14 +278,21 @@ def test_a_birth_the_anchor_never_mentions_is_invented(anchor, output, invented)
     assert invents_birth(anchor, output) is invented
 
 
-def test_a_contradiction_about_an_unstated_birth_is_rejected_where_configured():
-    row = {"anchor": "Lon Noor was a Romanian weightlifter who competed at the 1952 Summer Olympics.",
-           "entailment": "Lon Noor was a weightlifter.",
-           "contradiction": "Lon Noor was not born in Romania."}
-    settings = ValidationConfig(no_unstated_birth_outputs=("contradiction",))
-    assert reason_of(NLITriple, row, settings) == ("invents_birth", "contradiction")
-    assert NLITriple.model_validate({**row, "contradiction": "Lon Noor never competed at the Olympics."},
-                                    context=settings)
+@pytest.mark.parametrize("option, row, reason, mended", [
+    ("tense_keeping_outputs",
+     {"anchor": "He competed at the 1952 Summer Olympics and the 1956 Summer Olympics.",
+      "entailment": "He competes in the Summer Olympics.", "contradiction": "He never took part in any Olympic Games."},
+     ("changes_tense", "entailment"), {"entailment": "He competed in the Summer Olympics."}),
+    ("no_unstated_birth_outputs",
+     {"anchor": "Lon Noor was a Romanian weightlifter who competed at the 1952 Summer Olympics.",
+      "entailment": "Lon Noor was a weightlifter.", "contradiction": "Lon Noor was not born in Romania."},
+     ("invents_birth", "contradiction"), {"contradiction": "Lon Noor never competed at the Olympics."}),
+])
+def test_an_nli_output_a_check_flags_is_rejected_only_where_configured(option, row, reason, mended):
+    field = reason[1]
+    settings = ValidationConfig(**{option: (field,)})
+    assert reason_of(NLITriple, row, settings) == reason
+    assert NLITriple.model_validate({**row, **mended}, context=settings)
     assert NLITriple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
