@@ -33,6 +33,9 @@ class GenerateStep(Frozen):
 
 
 class JudgeStep(Frozen):
+    # True: the judge takes the filter section's bars as its early stops (JudgeConfig.stop_below), so a row that
+    # fails one check is not asked the later ones. The filter keeps the same rows; the judge asks fewer questions.
+    stop_early: bool = False
     config: JudgeConfig = JudgeConfig()
 
 
@@ -99,7 +102,11 @@ def parse_pipeline(data: dict[str, Any]) -> PipelineSpec:
         step, rest = _split_section(data["generate"], ("seeds", "out", "overwrite"))
         payload["generate"] = {**step, "config": rest}
     if "judge" in data:
-        payload["judge"] = {"config": data["judge"]}
+        step, rest = _split_section(data["judge"], ("stop_early",))
+        if step.get("stop_early") and "filter" not in data:
+            raise ConfigError("judge: stop_early takes its bars from the filter: section; add one with judge bars "
+                              "(min_judge, min_judge_by_relation or min_judge_by_check), or drop stop_early")
+        payload["judge"] = {**step, "config": rest}
     if "filter" in data:
         step, rest = _split_section(data["filter"], ("out", "overwrite"))
         payload["filter"] = {**step, "spec": rest}
@@ -144,6 +151,18 @@ def _judge(step: JudgeStep, dataset: Path):
     return judge_dataset(dataset, step.config)
 
 
+def judge_step_with_stops(spec: PipelineSpec) -> JudgeStep:
+    """The judge step, with the filter's bars as its early stops when it asks for them (``stop_early``)."""
+    step = spec.judge
+    if not step.stop_early or spec.filter is None:
+        return step
+    from datagen.quality.judge import load_judge_plan
+
+    plan = load_judge_plan(spec.generate.config.task, step.config.templates_dir)
+    bars = spec.filter.spec.bars_per_check((check.name, check.relation) for check in plan.checks)
+    return step.model_copy(update={"config": step.config.model_copy(update={"stop_below": bars})})
+
+
 def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[str], None] = print,
                  run_generate: Callable[[GenerateStep], Any] | None = None,
                  run_judge: Callable[[JudgeStep, Path], Any] | None = None) -> dict[str, Any]:
@@ -167,7 +186,7 @@ def run_pipeline(spec: PipelineSpec, *, progress: bool = True, log: Callable[[st
         outcome["generate"] = (run_generate or _generate)(spec.generate)
     if spec.judge is not None:
         log(f"judge {spec.generate.out}")
-        outcome["judge"] = (run_judge or _judge)(spec.judge, Path(spec.generate.out))
+        outcome["judge"] = (run_judge or _judge)(judge_step_with_stops(spec), Path(spec.generate.out))
     if spec.filter is not None:
         log(f"filter {spec.generate.out} -> {spec.filter.out}")
         outcome["filter"] = filter_dataset(spec.generate.out, spec.filter.out, spec.filter.spec,

@@ -14,7 +14,7 @@ from datagen.errors import ConfigError
 from datagen.generation.run import generate
 from datagen.quality.judge import judge_dataset, load_judge_plan
 from datagen.tasks import get_task
-from datagen.workflow import load_pipeline, parse_pipeline, run_pipeline
+from datagen.workflow import judge_step_with_stops, load_pipeline, parse_pipeline, run_pipeline
 from tests.support.fakes import FakeEngine, FakeJudge
 
 
@@ -141,3 +141,30 @@ def test_datagen_run_generates_judges_and_filters_on_real_vllm(tmp_path, embedde
     assert kept["parent"]["judge_model"] == "qwen2.5-0.5b" and 0 < kept["counts"]["rows"] <= generated
     assert f"kept {kept['counts']['rows']} of {generated} rows" in result.stdout
     assert (tmp_path / "generated" / "logs" / "engine.log").stat().st_size > 0  # vLLM's output stayed out of sight
+
+
+def test_stop_early_takes_the_filters_bars_and_keeps_the_same_rows_for_fewer_questions(tmp_path, seed_file):
+    for task in ("nli", "sts"):
+        spec = load_pipeline(packaged("pipelines", f"{task}_checked.yaml"))
+        plan = load_judge_plan(task)
+        stops = judge_step_with_stops(spec).config.stop_below
+        assert spec.judge.stop_early and stops
+        assert stops == spec.filter.spec.bars_per_check((c.name, c.relation) for c in plan.checks)
+    spec = checked_pipeline(tmp_path / "stopped", seed_file)
+    stopped_judge = FakeJudge(p_yes)
+    stopped = run(spec, seed_file, stopped_judge)
+    spec = checked_pipeline(tmp_path / "full", seed_file)
+    spec["judge"]["stop_early"] = False
+    full_judge = FakeJudge(p_yes)
+    full = run(spec, seed_file, full_judge)
+    assert stopped["filter"].kept == full["filter"].kept == 9
+    assert (read_rows(tmp_path / "stopped" / "kept").column("id").to_pylist()
+            == read_rows(tmp_path / "full" / "kept").column("id").to_pylist())
+    # the dogs' entailment (0.6) fails its 0.98 bar, so that row is asked neither `says_more` nor the contradiction
+    assert len(full_judge.requests) - len(stopped_judge.requests) == 1 + 2
+    assert stopped["judge"].skipped_checks == 2 and full["judge"].skipped_checks == 0
+
+
+def test_stop_early_without_a_filter_is_a_config_error():
+    with pytest.raises(ConfigError, match="judge: stop_early takes its bars from the filter: section"):
+        parse_pipeline({"generate": {"seeds": "s", "out": "o", "task": "nli"}, "judge": {"stop_early": True}})

@@ -84,16 +84,21 @@ def judge_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Where a .parquet/.jsonl dataset is imported and judged."),
     templates: Optional[Path] = typer.Option(None, help="Directory of your own templates (judge questions in judge/, checks in <task>/judge.jinja)."),
     base_url: Optional[str] = typer.Option(None, help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1."),
+    stop_below: Optional[list[str]] = typer.Option(None, help="CHECK=P: a row whose CHECK falls below P is not asked the checks after it (repeatable); pass the bars you will filter with, e.g. entailment_entailed=0.98."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already imported into --out."),
     verbose: bool = typer.Option(False, "--verbose", help=verbose_help()),
 ) -> None:
     """Ask an LLM judge whether each row's labels are right; writes OUT/judge/ and the manifest's judge section."""
+    from datagen.quality.filter import parse_relation_bars
+
+    stops = parse_relation_bars(stop_below or [], option="--stop-below", what="CHECK", example="entailment_entailed=0.98")
     with ModelSession(engine_log_path(out or dataset), verbose=verbose) as session:
         from datagen.config import OpenAIConfig
         from datagen.quality.judge import JudgeConfig, judge_input, judge_summary_line
 
         openai = OpenAIConfig(**({"base_url": base_url} if base_url else {}))
-        config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None, openai=openai)
+        config = JudgeConfig(model=model, engine=engine, templates_dir=str(templates) if templates else None,
+                             openai=openai, stop_below=stops)
         summary = judge_input(dataset, config, task=task, out=out, overwrite=overwrite,
                               engine_factory=session.engine_factory(), on_progress=JudgeView(session).update)
     console.print(judge_summary_line(summary), soft_wrap=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,6 +90,17 @@ class FilterSpec:
         return (self.min_judge is not None or bool(self.min_judge_by_relation) or bool(self.min_judge_by_check)
                 or self.best_per_seed)
 
+    def bars_per_check(self, checks: Iterable[tuple[str, str]]) -> dict[str, float]:
+        """The bar each judge check (``(name, relation)`` pairs) must reach for a row to be kept: the highest of
+        ``min_judge``, its relation's and its own. Checks without any bar are left out."""
+        bars = {}
+        for name, relation in checks:
+            found = [bar for bar in (self.min_judge, self.min_judge_by_relation.get(relation),
+                                     self.min_judge_by_check.get(name)) if bar is not None]
+            if found:
+                bars[name] = max(found)
+        return bars
+
 
 @dataclass(frozen=True)
 class FilterSummary:
@@ -152,6 +164,7 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
         judged = check_judge_current(out, parent) if spec.uses_judge else None
         if judged is not None:
             check_judge_has_checks(judged, spec)
+            check_bars_reach_stops(judged, spec)
         manifest = _child_manifest(out, parent, scores, judged, spec)
         if (done := _same_filter_done(writer, manifest)) is not None:
             return FilterSummary(dest, done.counts.rows, {reason: count for reason, count in
@@ -194,6 +207,21 @@ def check_judge_has_checks(judged: dict, spec: FilterSpec) -> None:
     if unknown := sorted(set(spec.min_judge_by_check) - set(asked)):
         raise InputError(f"--min-check {unknown[0]}: the judge asked no check of that name; use one of "
                          f"{', '.join(asked)}, or judge again with templates that have it")
+
+
+def check_bars_reach_stops(judged: dict, spec: FilterSpec) -> None:
+    """Refuse bars lower than the judge's early stops: rows under a stop were never asked the later checks, so a
+    lower bar would drop rows that a judge asking every check would have let through.
+
+    Raises:
+        InputError: a check's bar is below the ``stop_below`` bar the judge ran with.
+    """
+    bars = spec.bars_per_check((check["name"], check["relation"]) for check in judged.get("checks", []))
+    for name, stop in (judged.get("stop_below") or {}).items():
+        if bars.get(name, -math.inf) < stop:
+            raise InputError(f"the judge stopped asking rows whose {name} fell below {stop}, so this filter's bar for "
+                             f"it ({bars.get(name, 'none')}) needs every check asked: raise it to {stop} (--min-check "
+                             f"{name}={stop}), or judge again without --stop-below")
 
 
 def _same_filter_done(writer: DatasetWriter, manifest: Manifest) -> Manifest | None:

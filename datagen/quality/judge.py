@@ -9,6 +9,11 @@ is "no". A check marked ``either_way`` is asked a second time with premise and h
 the larger probability (a contradiction holds both ways). A relation's probability is the smallest of its checks;
 ``judge_min`` is the smallest over the row.
 
+With ``stop_below`` bars (``datagen judge --stop-below``, or ``judge: stop_early: true`` in a pipeline, which takes
+the filter's bars) the checks are asked in the template's order, and a row that falls below a check's bar is not
+asked the later ones: they read NaN, which no filter bar passes. A filter whose bars reach these keeps exactly the
+rows a full judge would have given it, for fewer requests; ``datagen filter`` refuses lower bars on such results.
+
 Writes, per data shard, a sidecar ``OUT/judge/part-<i>.parquet`` keyed by ``id`` (same row order as the
 shard), each carrying in its Parquet metadata the judge fingerprint and the sha256 of the data shard it
 judged. A rerun keeps every part whose fingerprint and data still match, so a killed run resumes shard
@@ -58,6 +63,11 @@ class JudgeConfig(Frozen):
     templates_dir: str | None = None  # None: the packaged prompts/
     # Candidates read from the first answer token; 20 is the most vLLM and OpenAI servers return.
     top_k: int = Field(20, ge=1, le=20)
+    # Check name -> P: a row whose check falls below P is not asked the checks after it (in judge.jinja's order).
+    # Empty: every row is asked every check, so any bar can be picked afterwards; a filter keeps no row that fails
+    # a bar anyway, so with the filter's own bars here the same rows are kept for fewer requests (nli: the
+    # contradiction, asked both ways, only of the samples whose entailment passed).
+    stop_below: dict[str, float] = {}
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
     ray: RayConfig = RayConfig()
@@ -125,6 +135,7 @@ class JudgeSummary:
     pass_rates: dict[str, float]
     seconds: float
     model: str
+    skipped_checks: int = 0  # (row, check) pairs never asked: the row had fallen below an earlier stop_below bar
 
 
 def default_judge_model() -> str:
@@ -213,12 +224,13 @@ def _load_question(env, root: Path, name: str) -> JudgeQuestion:
 REVERSED = "~reversed"  # request id suffix of an either-way check's second question (premise and hypothesis swapped)
 
 
-def judge_requests(plan: JudgePlan, rows: Sequence[dict]) -> list[GenerationRequest]:
+def judge_requests(plan: JudgePlan, rows: Sequence[dict],
+                   checks: Sequence[JudgeCheck] | None = None) -> list[GenerationRequest]:
     """One request per (row, check), id ``"<row id>/<check name>"``, and a second one, id
-    ``"<row id>/<check name>~reversed"``, for an either-way check."""
+    ``"<row id>/<check name>~reversed"``, for an either-way check. ``checks``: a part of the plan's (default: all)."""
     requests = []
     for row in rows:
-        for check in plan.checks:
+        for check in plan.checks if checks is None else checks:
             question = plan.questions[check.question]
             requests.append(GenerationRequest(f"{row['id']}/{check.name}",
                                               question.render(row[check.premise], row[check.hypothesis])))
@@ -263,6 +275,63 @@ def check_probabilities(plan: JudgePlan, rows: Sequence[dict], answers: dict[str
     return columns
 
 
+def early_stops(plan: JudgePlan, stop_below: dict[str, float]) -> dict[str, float]:
+    """The bars of ``stop_below`` that stop anything: a bar on the plan's last check skips no later check.
+
+    Raises:
+        InputError: a bar names no check of the plan.
+    """
+    names = [check.name for check in plan.checks]
+    if unknown := sorted(set(stop_below) - set(names)):
+        raise InputError(f"--stop-below {unknown[0]}: the {plan.task} judge asks no check of that name; use one of "
+                         f"{', '.join(names)}")
+    return {name: bar for name, bar in stop_below.items() if name != names[-1]}
+
+
+def check_stages(plan: JudgePlan, stops: dict[str, float]) -> list[tuple[JudgeCheck, ...]]:
+    """The plan's checks in order, cut after each check that has a bar: one engine call per stage."""
+    stages, stage = [], []
+    for check in plan.checks:
+        stage.append(check)
+        if check.name in stops:
+            stages.append(tuple(stage))
+            stage = []
+    return stages + [tuple(stage)] if stage else stages
+
+
+def passes_stop(answers: dict[str, float | None], row_id: str, check: JudgeCheck, bar: float) -> bool:
+    """Whether a row's answer to ``check`` (either way round, if so asked) reaches ``bar``; no answer does not."""
+    p = _either(answers.get(f"{row_id}/{check.name}"),
+                answers.get(f"{row_id}/{check.name}{REVERSED}") if check.either_way else None)
+    return p is not None and p >= bar
+
+
+def ask_checks(plan: JudgePlan, rows: Sequence[dict], ask: Callable[[list[GenerationRequest]], dict[str, float | None]],
+               stops: dict[str, float]) -> dict[str, float | None]:
+    """Every answer the rows need, stage by stage: after a stage, rows below one of its bars leave.
+
+    Args:
+        ask: sends requests to the judge and returns request id -> P(the check's wanted answer).
+    """
+    answers: dict[str, float | None] = {}
+    alive = list(rows)
+    for stage in check_stages(plan, stops):
+        if not alive:
+            break
+        answers |= ask(judge_requests(plan, alive, stage))
+        alive = [row for row in alive
+                 if all(passes_stop(answers, row["id"], c, stops[c.name]) for c in stage if c.name in stops)]
+    return answers
+
+
+def skipped_checks(plan: JudgePlan, stops: dict[str, float], judged: dict) -> int:
+    """How many checks of one sidecar row were never asked: those after the first stop bar it fell below."""
+    for position, check in enumerate(plan.checks):
+        if check.name in stops and not judged[f"p_{check.name}"] >= stops[check.name]:
+            return len(plan.checks) - position - 1
+    return 0
+
+
 def _either(forward: float | None, reversed_: float | None) -> float | None:
     """The larger of the two ways a check was asked; one that got no answer does not count."""
     read = [p for p in (forward, reversed_) if p is not None]
@@ -303,25 +372,28 @@ def judge_dataset(out: str | Path, config: JudgeConfig = JudgeConfig(), *,
         if not shards:
             raise InputError(f"{out} holds no rows to judge; generate some first (datagen {manifest.task} --out {out})")
         plan = load_judge_plan(manifest.task, config.templates_dir)
-        engine_config = _engine_config(manifest.task, config)
+        stops = early_stops(plan, config.stop_below)
+        engine_config = judge_engine_config(manifest.task, config)
         model = resolve_engine_model(engine_config)
+        # Stops enter the fingerprint only when set, so results judged before they existed stay current.
         judge_fp = fingerprint({"format": JUDGE_FORMAT_VERSION, "plan": plan.sha256, "model": model.name,
-                                "model_sha256": model.sha256, "top_k": config.top_k})
+                                "model_sha256": model.sha256, "top_k": config.top_k,
+                                **({"stops": stops} if stops else {})})
         todo = [shard for shard in shards if not _part_is_current(out, shard, judge_fp)]
         if todo:
             engine = require_logprobs((engine_factory or build_engine)(engine_config, model))
             try:
                 for done, shard in enumerate(todo, 1):
-                    _judge_shard(writer, shard, plan, engine, config.top_k, judge_fp)
+                    _judge_shard(writer, shard, plan, engine, config.top_k, judge_fp, stops)
                     if on_progress:
                         on_progress(len(shards) - len(todo) + done, len(shards))
             finally:
                 engine.close()
-        summary = _summarise(out, shards, plan, judge_fp, model, manifest)
+        summary = _summarise(out, shards, plan, judge_fp, model, manifest, stops)
         writer.set_section(JUDGE, summary)
         writer.finalize(status=None)
     return JudgeSummary(out, summary["rows"], len(todo), len(shards) - len(todo), summary["pass_rates"]["p50"],
-                        round(time.perf_counter() - started, 2), model.name)
+                        round(time.perf_counter() - started, 2), model.name, summary["skipped_checks"])
 
 
 def judge_input(dataset: str | Path, config: JudgeConfig = JudgeConfig(), *, task: str | None = None,
@@ -347,7 +419,7 @@ def judge_input(dataset: str | Path, config: JudgeConfig = JudgeConfig(), *, tas
     return judge_dataset(out, config, **kwargs)
 
 
-def _engine_config(task: str, config: JudgeConfig) -> GenerateConfig:
+def judge_engine_config(task: str, config: JudgeConfig) -> GenerateConfig:
     """The judge's engine settings in the shape the engine registry reads (greedy, one token)."""
     return GenerateConfig(task=task, model=config.model or default_judge_model(), engine=config.engine,
                           sampling=SamplingConfig(temperature=0.0, max_tokens=1), vllm=config.vllm,
@@ -370,11 +442,16 @@ def _part_is_current(out: Path, shard: ShardEntry, judge_fp: str) -> bool:
             and json.loads(meta.get(b"datagen.data_sha256", b"null")) == shard.data.sha256)
 
 
-def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engine, top_k: int, judge_fp: str) -> None:
+def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engine, top_k: int, judge_fp: str,
+                 stops: dict[str, float]) -> None:
     rows = pq.read_table(writer.out / shard.data.path, columns=["id", "anchor", *get_task(plan.task).fields]).to_pylist()
-    results = engine.first_token_logprobs(judge_requests(plan, rows), top_k=top_k)
     checks = {check.name: check for check in plan.checks}
-    answers = {r.request_id: wanted_share(plan, checks[check_name(r.request_id)], r) for r in results}
+
+    def ask(requests: list[GenerationRequest]) -> dict[str, float | None]:
+        results = engine.first_token_logprobs(requests, top_k=top_k)
+        return {r.request_id: wanted_share(plan, checks[check_name(r.request_id)], r) for r in results}
+
+    answers = ask_checks(plan, rows, ask, stops)
     columns = check_probabilities(plan, rows, answers)
     records = [{"id": row["id"]} | {name: float(values[i]) for name, values in columns.items()}
                for i, row in enumerate(rows)]
@@ -382,7 +459,8 @@ def _judge_shard(writer: DatasetWriter, shard: ShardEntry, plan: JudgePlan, engi
     writer.write_sidecar_part(JUDGE, shard.index, records, judge_schema(plan), metadata)
 
 
-def _summarise(out: Path, shards: list[ShardEntry], plan: JudgePlan, judge_fp: str, model, manifest: Manifest) -> dict:
+def _summarise(out: Path, shards: list[ShardEntry], plan: JudgePlan, judge_fp: str, model, manifest: Manifest,
+               stops: dict[str, float]) -> dict:
     tables = [pq.read_table(_part_path(out, shard)) for shard in shards]
     table = pa.concat_tables(tables)
     relation_columns = [f"judge_{r}" for r in plan.relations] + ["judge_min"]
@@ -391,7 +469,8 @@ def _summarise(out: Path, shards: list[ShardEntry], plan: JudgePlan, judge_fp: s
         pass_rates[f"p{int(threshold * 100)}"] = {
             name: round(float(np.mean(np.nan_to_num(table.column(name).to_numpy(), nan=-1.0) >= threshold)), 4)
             for name in relation_columns}
-    unanswered = int(sum(np.isnan(table.column(f"p_{c.name}").to_numpy()).sum() for c in plan.checks))
+    skipped = sum(skipped_checks(plan, stops, row) for row in table.to_pylist()) if stops else 0
+    unanswered = int(sum(np.isnan(table.column(f"p_{c.name}").to_numpy()).sum() for c in plan.checks)) - skipped
     return {
         "format_version": JUDGE_FORMAT_VERSION,
         "fingerprint": judge_fp,
@@ -400,6 +479,8 @@ def _summarise(out: Path, shards: list[ShardEntry], plan: JudgePlan, judge_fp: s
         "checks": [vars(check) for check in plan.checks],
         "rows": table.num_rows,
         "unanswered_checks": unanswered,
+        "stop_below": stops,
+        "skipped_checks": skipped,
         "pass_rates": pass_rates,
         "data_fingerprint": manifest.fingerprint,
         "data_shards": {shard.data.path: shard.data.sha256 for shard in shards},
@@ -426,7 +507,9 @@ def read_judge_part(out: Path, shard: ShardEntry) -> list[dict]:
 def judge_summary_line(summary: JudgeSummary) -> str:
     rates = ", ".join(f"{name.removeprefix('judge_')} {rate:.0%}" for name, rate in summary.pass_rates.items())
     return (f"{summary.out}: judged {summary.rows} rows with {summary.model} ({summary.shards_judged} shards judged, "
-            f"{summary.shards_kept} kept); pass at P >= 0.5: {rates}; {summary.seconds:.1f} s")
+            f"{summary.shards_kept} kept); pass at P >= 0.5: {rates}; "
+            + (f"{summary.skipped_checks} checks not asked after a stop bar; " if summary.skipped_checks else "")
+            + f"{summary.seconds:.1f} s")
 
 
 __all__ = ["JudgeConfig", "judge_dataset", "judge_input", "load_judge_plan", "check_judge_current", "default_judge_model"]

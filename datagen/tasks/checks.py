@@ -414,22 +414,35 @@ _HEDGE_CLASSES = (
 )
 _HEDGE_TRIGGERS = {word: frozenset(words) for words in _HEDGE_CLASSES for word in words
                    if word not in ("can", "could", "likely")}
+# An approximation says which side of the number the truth may lie on: "around 20" allows 19, "at least 20" does
+# not, and "about 30" does not entail "over 30". An output that keeps the number must keep its side: the fifteenth
+# round's readers marked "around 20" -> "at least 20", "about 30" -> "over 30" and "about 100" -> "100" wrong.
+_APPROXIMATION_SIDES = {
+    "about": "either", "around": "either", "approximately": "either", "roughly": "either", "some": "either",
+    "nearly": "below", "almost": "below", "under": "below", "less than": "below", "fewer than": "below",
+    "at most": "below", "up to": "below",
+    "over": "above", "more than": "above", "at least": "above",
+}
 _APPROXIMATE_NUMBER = re.compile(
-    r"\b(?:about|around|approximately|roughly|some|nearly|almost|over|under|more than|less than|fewer than|"
-    r"at least|at most|up to)\s+(\d+(?:[.,]\d+)*|" + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
+    r"\b(" + "|".join(sorted(_APPROXIMATION_SIDES, key=len, reverse=True)) + r")\s+(\d+(?:[.,]\d+)*|"
+    + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
 
 
 def dropped_hedges(anchor: str, output: str) -> set[str]:
     """The hedges of ``anchor`` that ``output`` drops while keeping the claim: a hedging word ("may", "usually",
     "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
-    without any approximation. A capitalised "May" does not count: it is mostly the month."""
+    bare or approximated from another side ("at least nine"). A capitalised "May" does not count: it is mostly the month."""
     output_words = {match.group().lower() for match in _WORD.finditer(output)}
     anchor_words = {match.group().lower() for match in _WORD.finditer(anchor) if match.group() != "May"}
     dropped = {word for word in anchor_words
                if word in _HEDGE_TRIGGERS and not output_words & _HEDGE_TRIGGERS[word]}
-    if not _APPROXIMATE_NUMBER.search(output):
-        dropped |= {match.group(0).lower() for match in _APPROXIMATE_NUMBER.finditer(anchor)
-                    if match.group(1).lower() in output_words}
+    output_sides: dict[str, set[str]] = {}
+    for match in _APPROXIMATE_NUMBER.finditer(output):
+        output_sides.setdefault(match.group(2).lower(), set()).add(_APPROXIMATION_SIDES[match.group(1).lower()])
+    for match in _APPROXIMATE_NUMBER.finditer(anchor):
+        number, side = match.group(2).lower(), _APPROXIMATION_SIDES[match.group(1).lower()]
+        if number in output_words and side not in output_sides.get(number, set()):
+            dropped.add(match.group(0).lower())
     return dropped
 
 
@@ -447,7 +460,8 @@ _IRREGULAR_PAST = {
     "went": "goes", "won": "wins", "wrote": "writes",
 }
 # A present perfect of a past event ("He has competed at three Olympics") still speaks of the past; "has been
-# teaching since 1989" does not, it says the teaching goes on.
+# teaching since 1989" does not, it says the teaching goes on, and nor does any perfect with "since" ("had
+# represented the district since 2012" -> "has represented the district since 2012" claims he still does).
 _PERFECT = re.compile(r"\b(?:has|have)\s+(?:(?:also|already|not|never)\s+)?(?:been\s+)?"
                       r"(?:\w+ed|become|begun|built|chosen|given|grown|held|known|led|made|taken|won|written)\b",
                       re.IGNORECASE)
@@ -457,6 +471,10 @@ _BEFORE_PARTICIPLE = frozenset(
     "get gets got getting newly recently well not never also".split())
 # Common words ending in "-ed" that are no past verb.
 _NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
+_SINCE = re.compile(r"\bsince\b", re.IGNORECASE)
+# "has been a member" does not say she is one now ("She has been a member of the national team" -> "She is a
+# member of the national team"): the two words after "been" stated again after "is".
+_PERFECT_STATE = re.compile(r"\b(has|have) been (\w+ \w+)", re.IGNORECASE)
 
 
 def _bare_words(text: str) -> list[str]:
@@ -477,6 +495,23 @@ def _finite_pasts(text: str) -> list[str]:
                                        and word not in _NOT_PAST and before.lower() not in _BEFORE_PARTICIPLE):
             pasts.append(word)
     return pasts
+
+
+def _pluperfect_participles(text: str) -> list[str]:
+    """Participles of a past perfect ("had represented", "had not won"): pasts as much as a simple past is."""
+    words = [word.lower() for word in _bare_words(text)]
+    return [word for before, word in zip(words, words[1:])
+            if before == "had" and (word in _IRREGULAR_PAST or (word.endswith("ed") and word not in _NOT_PAST))]
+
+
+def _perfect_made_present(anchor: str, output: str) -> tuple[str, str] | None:
+    """``("has been", "is")`` when ``output`` states as now (is/are + the same two words) what ``anchor`` says
+    only has been so."""
+    for match in _PERFECT_STATE.finditer(anchor):
+        present = "is" if match.group(1).lower() == "has" else "are"
+        if re.search(rf"\b{present} {re.escape(match.group(2))}\b", output, re.IGNORECASE):
+            return f"{match.group(1).lower()} been", present
+    return None
 
 
 def _present_forms(past: str) -> set[str]:
@@ -515,9 +550,12 @@ def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
     "The shire offices were in Alstonville" does not say they are there now, so "The shire offices are in
     Alstonville" is no paraphrase of it, and "He competed at the 1952 Olympics" does not entail "He competes".
     The past is read from auxiliaries ("was", "had", "could") and simple pasts ("served", "became"); the present
-    from auxiliaries and from the present form of one of the anchor's own past verbs. A sentence that mixes tenses
-    on either side is left alone.
+    from auxiliaries and from the present form of one of the anchor's own past verbs ("had represented" ->
+    "represents"). A sentence that mixes tenses on either side is left alone, but for a present perfect of a state
+    stated as now ("has been a member" -> "is a member").
     """
+    if shift := _perfect_made_present(anchor, output):
+        return shift
     anchor_pasts = _finite_pasts(anchor)
     past_auxiliary = _PAST_AUXILIARY.search(anchor)
     if not (past_auxiliary or anchor_pasts) or _PRESENT_AUXILIARY.search(anchor):
@@ -525,10 +563,10 @@ def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
     if _PAST_AUXILIARY.search(output) or _finite_pasts(output):
         return None
     past = past_auxiliary.group().lower() if past_auxiliary else anchor_pasts[0]
-    if present := _PRESENT_AUXILIARY.search(_PERFECT.sub(" ", output)):
+    if present := _PRESENT_AUXILIARY.search(output if _SINCE.search(output) else _PERFECT.sub(" ", output)):
         return past, present.group().lower()
     output_words = set(_bare_words(output))
-    for anchor_past in anchor_pasts:
+    for anchor_past in anchor_pasts + _pluperfect_participles(anchor):
         if moved := output_words & _present_forms(anchor_past):
             return anchor_past, sorted(moved)[0]
     return None

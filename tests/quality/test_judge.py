@@ -355,3 +355,44 @@ def test_sigkill_mid_judge_then_resume_judges_only_the_rest(tmp_path, seed_file)
     assert len(engine.requests) == sum(pq.read_metadata(out / "data" / f"part-{i:05d}.parquet").num_rows * checks
                                        for i in range(3) if f"part-{i:05d}.parquet" not in written)
     assert read_rows(out, JUDGE).column("id").to_pylist() == read_rows(out).column("id").to_pylist()
+
+
+def test_early_stops_ask_later_checks_only_of_rows_still_passing_and_keep_the_same_rows(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    bars = FilterSpec(min_judge_by_check={"entailment_entailed": 0.5}, min_judge_by_relation={"contradiction": 0.7})
+    _, full = judge(out)
+    asked_everything = read_rows(filter_dataset(out, tmp_path / "full", bars).out).column("id").to_pylist()
+    summary, stopped = judge(out, stop_below={"entailment_entailed": 0.5, "contradiction_false": 0.7})
+    assert summary.shards_judged == 3  # results judged without stops are not reused
+    # 10 rows asked `entails`; the dogs (0.2) and the lighthouse (no answer) stop there, so 8 rows are asked
+    # `says_more` and the contradiction both ways
+    assert len(full.requests) == 40 and len(stopped.requests) == 10 + 8 * 3
+    assert summary.skipped_checks == 2 * 2
+    section = json.loads((out / "manifest.json").read_text())["judge"]
+    assert section["skipped_checks"] == 4 and section["unanswered_checks"] == 1  # the lighthouse's `entails`
+    assert section["stop_below"] == {"entailment_entailed": 0.5}  # a bar on the last check stops nothing
+    by_anchor = {r["anchor"]: r["id"] for r in read_rows(out).to_pylist()}
+    dogs = {r["id"]: r for r in read_rows(out, JUDGE).to_pylist()}[by_anchor["Two dogs are running along the beach."]]
+    assert dogs["p_entailment_entailed"] == pytest.approx(0.2) and math.isnan(dogs["p_contradiction_false"])
+    kept = read_rows(filter_dataset(out, tmp_path / "stopped", bars).out).column("id").to_pylist()
+    assert kept == asked_everything and len(kept) == 8
+
+
+@pytest.mark.parametrize("spec", [FilterSpec(min_judge_by_check={"entailment_entailed": 0.1}),
+                                  FilterSpec(best_per_seed=True)])
+def test_a_filter_below_the_judges_early_stops_is_refused(tmp_path, seed_file, spec):
+    out = make_nli(tmp_path / "nli", seed_file)
+    judge(out, stop_below={"entailment_entailed": 0.5})
+    with pytest.raises(InputError, match=r"the judge stopped asking rows whose entailment_entailed fell below 0.5.*"
+                                         r"raise it to 0.5 .*or judge again without --stop-below"):
+        filter_dataset(out, tmp_path / "low", spec)
+    assert not (tmp_path / "low" / "data").exists()
+    assert filter_dataset(out, tmp_path / "ok", FilterSpec(min_judge=0.5)).kept == 8
+
+
+def test_an_early_stop_naming_no_check_is_refused(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file)
+    with pytest.raises(InputError, match="--stop-below entailment_entails: the nli judge asks no check of that name; "
+                                         "use one of entailment_entailed, entailment_says_no_more, contradiction_false"):
+        judge(out, stop_below={"entailment_entails": 0.5})
+    assert not (out / JUDGE).exists()

@@ -4,6 +4,7 @@ server that cannot return logprobs. The rows are hand-written, so which label is
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from datagen.dataset.shards import read_rows
-from datagen.quality.judge import JUDGE
+from datagen.quality.judge import JUDGE, load_judge_plan
 from tests.engines.test_openai import StubServer, chat_reply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +62,17 @@ def test_judge_on_real_vllm_ranks_right_entailments_above_wrong_ones(tmp_path, e
     assert manifest["judge"]["rows"] == 5 and manifest["judge"]["unanswered_checks"] == 0
     again = run_cli("judge", str(out), "--model", "qwen2.5-0.5b", timeout=300)
     assert again.returncode == 0 and "0 shards judged, 1 kept" in again.stderr  # resumed: nothing to redo
+    # with an early stop between the two clusters, the wrong rows are not asked the later checks
+    bar = (min(p["row0"], p["row1"], p["row2"]) + max(p["row3"], p["row4"])) / 2
+    stopped = run_cli("judge", str(out), "--model", "qwen2.5-0.5b", "--stop-below", f"entailment_entailed={bar}",
+                      timeout=300)
+    assert stopped.returncode == 0 and "1 shards judged" in stopped.stderr, stopped.stderr[-3000:]
+    later = len(load_judge_plan("nli").checks) - 1
+    assert f"{2 * later} checks not asked after a stop bar" in stopped.stderr
+    rows = {r["id"]: r for r in read_rows(out, JUDGE).to_pylist()}
+    assert all(math.isnan(rows[i]["p_contradiction_false"]) for i in ("row3", "row4"))
+    assert all(rows[i]["p_contradiction_false"] >= 0 for i in ("row0", "row1", "row2"))
+    assert entailment_probabilities(out) == pytest.approx(p, abs=0.02)  # batched otherwise, answered alike
 
 
 @pytest.mark.server
@@ -97,3 +109,11 @@ def test_a_server_without_logprobs_gets_a_one_line_error(tmp_path):
 def test_judge_cli_refuses_a_file_without_task_and_out(tmp_path):
     result = run_cli("judge", str(dataset_file(tmp_path)), timeout=120)
     assert result.returncode == 2 and "pass --task" in result.stderr and "--out DIR" in result.stderr
+
+
+def test_judge_cli_refuses_a_malformed_stop_bar_before_touching_anything(tmp_path):
+    out = tmp_path / "judged"
+    result = run_cli("judge", str(dataset_file(tmp_path)), "--task", "nli", "--out", str(out),
+                     "--stop-below", "entailment_entailed", timeout=120)
+    assert result.returncode == 2 and "--stop-below 'entailment_entailed': write CHECK=P, e.g. entailment_entailed=0.98" in result.stderr
+    assert not out.exists()

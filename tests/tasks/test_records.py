@@ -188,6 +188,13 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("The lake holds about nine islands.", "The lake holds roughly nine islands.", set()),
     ("The lake holds about nine islands.", "The lake holds islands.", set()),  # the number went with its hedge
     ("It has more than 30 species.", "It has 30 species.", {"more than 30"}),
+    # an approximation kept on another side of the number claims more than the anchor
+    ("Around 20 people came.", "At least 20 people came.", {"around 20"}),
+    ("About 30 people gathered.", "Over 30 people gathered.", {"about 30"}),
+    ("It has more than 30 species.", "It has at least 30 species.", set()),  # the same side
+    ("Nearly 40 boats sank.", "Fewer than 40 boats sank.", set()),
+    # another number's approximation does not cover this one
+    ("At about 1 pm, about 100 citizens gathered.", "100 citizens gathered at around 1 pm.", {"about 100"}),
     ("On May 17, 2011, a video appeared.", "A video appeared.", set()),  # the month, not a hedge
     ("He can swim.", "He swims.", set()),  # an ability, not a hedge
     # a report or a plan stated as done
@@ -236,6 +243,16 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     # a present perfect speaks of the past too
     ("He competed at the 1952 and 1956 Olympics.", "He has competed in two Olympics.", None),
     ("The bridge was completed in 1932.", "The bridge has been completed.", None),
+    # ... unless "since" says it goes on
+    ("She had chaired the board since 2012.", "She has chaired the board since 2012.", ("had", "has")),
+    # a past perfect is a past: its participle made present moves the claim to now
+    ("She had chaired the board since 2012.", "She chairs the board.", ("chaired", "chairs")),
+    ("They had won the cup twice.", "They have won the cup twice.", None),
+    # a present perfect of a state is no claim that it holds now
+    ("She has been a member of the national team.", "She is a member of the national team.", ("has been", "is")),
+    ("The programs have been funded by the state.", "The programs are funded by the state.", ("have been", "are")),
+    ("She has been a member of the national team.", "She was a member of the national team.", None),
+    ("She has been a member of the national team.", "She has played for the national team.", None),
     # participles and adjectives are no simple past
     ("The accelerated track lasts five years.", "The track is five years long.", None),
     ("A Toronto-based company.", "The company is in Toronto.", None),
