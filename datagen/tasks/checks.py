@@ -424,7 +424,7 @@ _APPROXIMATION_SIDES = {
     "over": "above", "more than": "above", "at least": "above",
 }
 _APPROXIMATE_NUMBER = re.compile(
-    r"\b(" + "|".join(sorted(_APPROXIMATION_SIDES, key=len, reverse=True)) + r")\s+(\d+(?:[.,]\d+)*|"
+    r"\b(" + "|".join(sorted(_APPROXIMATION_SIDES, key=len, reverse=True)) + r")\s+(?:a\s+)?(\d+(?:[.,]\d+)*|"
     + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
 
 
@@ -491,8 +491,10 @@ def _finite_pasts(text: str) -> list[str]:
     for before, word, after in zip(["", *words], words, [*words[1:], ""]):
         if word != word.lower() or "-" in word or after.lower() == "by":
             continue
+        if before.lower() in _BEFORE_PARTICIPLE:
+            continue  # "is made", "was built", "the accelerated track": a participle or an adjective
         if word in _IRREGULAR_PAST or (len(word) >= 5 and word.endswith("ed") and not word.endswith("eed")
-                                       and word not in _NOT_PAST and before.lower() not in _BEFORE_PARTICIPLE):
+                                       and word not in _NOT_PAST):
             pasts.append(word)
     return pasts
 

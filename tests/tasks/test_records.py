@@ -195,6 +195,7 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("Nearly 40 boats sank.", "Fewer than 40 boats sank.", set()),
     # another number's approximation does not cover this one
     ("At about 1 pm, about 100 citizens gathered.", "100 citizens gathered at around 1 pm.", {"about 100"}),
+    ("Nearly a hundred people gathered.", "A hundred people gathered.", {"nearly a hundred"}),
     ("On May 17, 2011, a video appeared.", "A video appeared.", set()),  # the month, not a hedge
     ("He can swim.", "He swims.", set()),  # an ability, not a hedge
     # a report or a plan stated as done
@@ -255,6 +256,7 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     ("She has been a member of the national team.", "She has played for the national team.", None),
     # participles and adjectives are no simple past
     ("The accelerated track lasts five years.", "The track is five years long.", None),
+    ("It was built of stones.", "The building is made of stones.", ("was", "is")),  # "made" after "is"
     ("A Toronto-based company.", "The company is in Toronto.", None),
     ("He competed at the 1952 Olympics.", "He took part in the Olympics.", None),  # both in the past
     # a word before "by" is a participle, whatever its form
