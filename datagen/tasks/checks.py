@@ -471,6 +471,8 @@ _BEFORE_PARTICIPLE = frozenset(
     "get gets got getting newly recently well not never also".split())
 # Common words ending in "-ed" that are no past verb.
 _NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
+# Adverbs that stand before a simple past as often as before a participle ("also won", "never knew").
+_ADVERBS = frozenset("newly recently well not never also".split())
 _SINCE = re.compile(r"\bsince\b", re.IGNORECASE)
 # "has been a member" does not say she is one now ("She has been a member of the national team" -> "She is a
 # member of the national team"): the two words after "been" stated again after "is".
@@ -491,7 +493,7 @@ def _finite_pasts(text: str) -> list[str]:
     for before, word, after in zip(["", *words], words, [*words[1:], ""]):
         if word != word.lower() or "-" in word or after.lower() == "by":
             continue
-        if before.lower() in _BEFORE_PARTICIPLE:
+        if before.lower() in _BEFORE_PARTICIPLE and not (word in _IRREGULAR_PAST and before.lower() in _ADVERBS):
             continue  # "is made", "was built", "the accelerated track": a participle or an adjective
         if word in _IRREGULAR_PAST or (len(word) >= 5 and word.endswith("ed") and not word.endswith("eed")
                                        and word not in _NOT_PAST):
@@ -508,7 +510,9 @@ def _pluperfect_participles(text: str) -> list[str]:
 
 def _perfect_made_present(anchor: str, output: str) -> tuple[str, str] | None:
     """``("has been", "is")`` when ``output`` states as now (is/are + the same two words) what ``anchor`` says
-    only has been so."""
+    only has been so. "has been mayor since 2010" says he still is, so an anchor with "since" is left alone."""
+    if _SINCE.search(anchor):
+        return None
     for match in _PERFECT_STATE.finditer(anchor):
         present = "is" if match.group(1).lower() == "has" else "are"
         if re.search(rf"\b{present} {re.escape(match.group(2))}\b", output, re.IGNORECASE):

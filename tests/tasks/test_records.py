@@ -254,6 +254,8 @@ def test_a_dropped_hedge_is_rejected_only_where_configured():
     ("The programs have been funded by the state.", "The programs are funded by the state.", ("have been", "are")),
     ("She has been a member of the national team.", "She was a member of the national team.", None),
     ("She has been a member of the national team.", "She has played for the national team.", None),
+    ("She has been a member of the team since 2010.", "She is a member of the team.", None),  # "since": she still is
+    ("He also won the cup in 1990.", "He wins the cup.", ("won", "wins")),  # "also won" is a simple past
     # participles and adjectives are no simple past
     ("The accelerated track lasts five years.", "The track is five years long.", None),
     ("It was built of stones.", "The building is made of stones.", ("was", "is")),  # "made" after "is"
