@@ -168,6 +168,18 @@ class ValidationConfig(Frozen):
     # "He was not born in Romania" contradicts nothing. Of the 18 such contradictions in the samples of rounds 11-15,
     # 15 were wrong and 3 doubtful (bench/README.md, fourteenth round).
     no_unstated_birth_outputs: tuple[str, ...] = ()
+    # Outputs asked for as close paraphrases ("change only the word order and a few words", the `faithful` sts
+    # positive): rejected as ``rewords_too_much`` when more than ``max_reworded_words`` content words of the anchor
+    # are missing from them or new in them, and as ``says_less`` when they only leave content words out. On the 41
+    # labelled sts rows of the fourteenth round, both together rejected 7 of the 14 wrong positives and 1 of the 27
+    # right ones: each reworded word is one more chance for a small model to change the claim (bench/README.md,
+    # sixteenth round).
+    close_paraphrase_outputs: tuple[str, ...] = ()
+    max_reworded_words: int = Field(4, ge=0)
+    # Outputs that must leave something out (the sts intermediate, "fewer details"): rejected as
+    # ``leaves_nothing_out`` when every content word of the anchor is still in them: such an output is a
+    # paraphrase, which the anchor's intermediate tier must not be.
+    fewer_details_outputs: tuple[str, ...] = ()
     # Refuse seeds that are not sentences before any LLM call: titles and list headings (``seed_heading``), the
     # rest of a cut sentence (``seed_fragment``) and sentences whose numbers the extraction dropped
     # (``seed_value_gap``); datagen/dataset/sentence_shape.py. Readers cannot label a paraphrase of a title: in

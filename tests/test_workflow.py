@@ -10,7 +10,7 @@ import yaml
 
 from datagen.config import packaged
 from datagen.dataset.shards import read_rows
-from datagen.errors import ConfigError
+from datagen.errors import ConfigError, InputError
 from datagen.generation.run import generate
 from datagen.quality.judge import judge_dataset, load_judge_plan
 from datagen.tasks import get_task
@@ -85,6 +85,23 @@ def test_a_changed_threshold_refuses_to_replace_the_kept_rows_without_overwrite(
         run(spec, seed_file)
     spec["filter"]["overwrite"] = True
     assert run(spec, seed_file)["filter"].kept == 10
+
+
+def test_a_pipelines_filter_rechecks_the_generated_rows_with_a_later_check(tmp_path, seed_file):
+    spec = checked_pipeline(tmp_path, seed_file)
+    # The fake entailment "Something related to <anchor> happens." rewords three content words of every anchor.
+    spec["filter"]["recheck"] = {"close_paraphrase_outputs": ["entailment"], "max_reworded_words": 2}
+    outcome = run(spec, seed_file)
+    assert outcome["filter"].kept == 0 and outcome["filter"].filtered == {"filtered_recheck": 10}
+    manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert manifest["filter"]["recheck"] == spec["filter"]["recheck"]
+    spec["filter"].update(recheck={"close_paraphrase_outputs": ["entailment"], "max_reworded_words": 3},
+                          overwrite=True)
+    outcome = run(spec, seed_file)
+    assert outcome["filter"].kept == 9 and outcome["filter"].filtered == {"filtered_judge": 1}
+    spec["filter"]["recheck"] = {"no_such_check": ["entailment"]}
+    with pytest.raises(InputError, match="no_such_check"):
+        run(spec, seed_file)
 
 
 def test_a_pipeline_without_stages_or_with_a_judge_but_no_data_is_a_config_error():

@@ -29,6 +29,7 @@ RECORD_REASONS = frozenset({
     "empty", "too_short", "too_long", "bad_characters", "refusal", "meta_text", "no_words", "repetition",
     "wrong_language", "copies_anchor", "copies_other_output", "adds_content", "not_one_substitution",
     "drops_detail", "adds_detail", "only_deletes", "fragment", "drops_hedge", "changes_tense", "invents_birth",
+    "rewords_too_much", "says_less", "leaves_nothing_out",
 }).union(*(spec.reasons for spec in all_tasks()))
 ROW_REASONS = frozenset({"engine_error", "truncated", "duplicate_output"})
 SEED_REASONS = frozenset({

@@ -14,10 +14,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from datagen.config import fingerprint
+from datagen.config import ValidationConfig, fingerprint
 from datagen.dataset.manifest import Manifest, ShardEntry, current_section
 from datagen.dataset.shards import output_lock
 from datagen.dataset.writer import DatasetWriter
@@ -26,7 +28,8 @@ from datagen.quality.judge import JUDGE, check_judge_current
 from datagen.quality.score import SCORES, open_scorable
 from datagen.tasks import get_task
 
-REASONS = ("filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge", "filtered_not_best")
+REASONS = ("filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge",
+           "filtered_not_best")
 
 
 def parse_relation_bars(values: list[str], *, option: str = "--min-judge-for", what: str = "RELATION",
@@ -71,6 +74,9 @@ class FilterSpec:
             anchor" only not clearly so, which no single bar on their minimum can say.
         best_per_seed: of the rows that pass, keep one per seed: the sample that best passes the judge
             (highest ``judge_min``), then the scores (largest ``margin``, smallest ``overlap``), when present.
+        recheck: generation checks to apply again, as ``ValidationConfig`` options over the parent's own
+            (``{"close_paraphrase_outputs": ["positive"]}``): a check added after a run is tried on its rows
+            without generating again. Rows that fail are dropped first, so ``best_per_seed`` picks among the rest.
     """
 
     require_tier_order: bool = False
@@ -80,6 +86,7 @@ class FilterSpec:
     min_judge_by_relation: dict[str, float] = field(default_factory=dict)
     min_judge_by_check: dict[str, float] = field(default_factory=dict)
     best_per_seed: bool = False
+    recheck: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uses_scores(self) -> bool:
@@ -108,6 +115,53 @@ class FilterSummary:
     kept: int
     filtered: dict[str, int]  # reason -> rows
     parent_rows: int
+
+
+def parse_recheck(values: list[str]) -> dict[str, Any]:
+    """``OPTION=VALUE`` strings as ``ValidationConfig`` options; a list option takes comma-separated names.
+
+    Raises:
+        InputError: a value without ``=``, or an option ``ValidationConfig`` does not have.
+    """
+    options: dict[str, Any] = {}
+    for value in values:
+        name, sep, text = (part.strip() for part in value.partition("="))
+        if not sep or name not in ValidationConfig.model_fields:
+            raise InputError(f"--recheck {value!r}: write OPTION=VALUE with a validation option, e.g. "
+                             "close_paraphrase_outputs=positive (options: datagen/config.py ValidationConfig)")
+        is_list = "tuple" in str(ValidationConfig.model_fields[name].annotation)
+        options[name] = [item.strip() for item in text.split(",") if item.strip()] if is_list else text
+    return options
+
+
+def recheck_settings(parent: Manifest, options: dict[str, Any]) -> ValidationConfig:
+    """The parent run's validation settings with ``options`` over them (defaults for a dataset datagen did not
+    generate).
+
+    Raises:
+        InputError: an option ``ValidationConfig`` does not have, or a value it refuses.
+    """
+    base = (parent.config or {}).get("validation") or {}
+    try:
+        return ValidationConfig.model_validate({**base, **options})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InputError(f"filter recheck {where}: {error['msg']}; use the options of ValidationConfig "
+                         "(datagen/config.py)") from None
+
+
+def recheck_failure(task: str, row: dict, settings: ValidationConfig) -> dict | None:
+    """The check a row fails under ``settings`` (``{"reason", "field", "message"}``), or None if it passes."""
+    record = get_task(task).record
+    try:
+        record.model_validate({"anchor": row["anchor"], **{name: row[name] for name in record.output_fields()}},
+                              context=settings)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field_name = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
+        return {"reason": error["type"], "field": field_name, "message": error["msg"]}
+    return None
 
 
 def filter_reason(scores: dict, spec: FilterSpec, judged: dict | None = None) -> str | None:
@@ -160,7 +214,9 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
     with output_lock(out), DatasetWriter(dest) as writer:
         parent = open_scorable(out)
         check_filter_applies(parent.task, spec)
-        scores = check_scores_current(out, parent) if spec.uses_scores or not spec.uses_judge else None
+        recheck = recheck_settings(parent, spec.recheck) if spec.recheck else None
+        scores = (check_scores_current(out, parent) if spec.uses_scores or not (spec.uses_judge or recheck)
+                  else None)
         judged = check_judge_current(out, parent) if spec.uses_judge else None
         if judged is not None:
             check_judge_has_checks(judged, spec)
@@ -174,7 +230,7 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
                                          "datagen.filter": manifest.section("filter")})
         filtered: dict[str, int] = {}
         for shard in parent.shards:
-            rows, rejects = _filter_shard(out, shard, parent.task, spec, filtered)
+            rows, rejects = _filter_shard(out, shard, parent.task, spec, filtered, recheck)
             writer.write_shard(shard.index, shard.seed_range, rows, rejects)
         counts = writer.finalize()
     return FilterSummary(dest, counts.rows, filtered, parent.counts.rows)
@@ -263,8 +319,8 @@ def _sidecar_rows(out: Path, folder: str, shard: ShardEntry, rows: list[dict], s
     return side
 
 
-def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec,
-                  filtered: dict[str, int]) -> tuple[list[dict], list[dict]]:
+def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec, filtered: dict[str, int],
+                  recheck: ValidationConfig | None = None) -> tuple[list[dict], list[dict]]:
     """The kept rows of one parent shard, and its rejects plus one ``filtered_*`` reject per dropped row."""
     rows = pq.read_table(out / shard.data.path).to_pylist()
     rejects = pq.read_table(out / shard.rejects.path).to_pylist()
@@ -273,12 +329,16 @@ def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec,
     judge_rows = _sidecar_rows(out, JUDGE, shard, rows, "judge") if spec.uses_judge else no_evidence
     passed: list[tuple[dict, dict, dict]] = []
 
-    def drop(row: dict, reason: str, scores: dict, judged: dict) -> None:
+    def drop(row: dict, reason: str, scores: dict, judged: dict, failed_check: dict | None = None) -> None:
         filtered[reason] = filtered.get(reason, 0) + 1
-        evidence = {"scores": _without_id(scores), "judge": _without_id(judged) or None}
+        evidence = {"scores": _without_id(scores), "judge": _without_id(judged) or None,
+                    **({"recheck": failed_check} if failed_check else {})}
         rejects.append(as_reject(row, reason, evidence, task))
 
     for row, scores, judged in zip(rows, score_rows, judge_rows):
+        if recheck is not None and (failed_check := recheck_failure(task, row, recheck)):
+            drop(row, "filtered_recheck", scores, judged, failed_check)
+            continue
         reason = filter_reason(scores, spec, judged)
         if reason is None:
             passed.append((row, scores, judged))

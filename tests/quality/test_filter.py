@@ -56,7 +56,8 @@ def test_filter_keeps_exactly_the_rows_that_pass_and_writes_a_valid_dataset(scor
     assert manifest["parent"] == {"path": str(scored_sts.resolve()), "fingerprint": parent["fingerprint"],
                                   "encoder": parent["scores"]["encoder"]}
     assert manifest["filter"] == {"require_tier_order": True, "min_margin": None, "max_overlap": None, "min_judge": None,
-                                  "min_judge_by_relation": {}, "min_judge_by_check": {}, "best_per_seed": False}
+                                  "min_judge_by_relation": {}, "min_judge_by_check": {}, "best_per_seed": False,
+                                  "recheck": {}}
     assert manifest["fingerprint"] != parent["fingerprint"] and "scores" not in manifest
     assert manifest["counts"]["reject_reasons"] == {"filtered_tier_order": len(failing)}
     assert all(verify_file(tmp_path / "kept", s[kind]) for s in manifest["shards"] for kind in ("data", "rejects"))
@@ -110,3 +111,51 @@ def test_filter_and_score_cli(scored_sts, tmp_path):
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
         "score_cosines.png", "score_margins.png", "score_overlap.png", "score_reject_reasons.png"]
     assert (tmp_path / "png" / "score_margins.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recheck_applies_a_later_check_to_existing_rows_without_scores_or_judge(tmp_path, seed_file, monkeypatch):
+    out = build_dataset(tmp_path / "sts", seed_file, "sts", sts_reply, monkeypatch)
+    spec = FilterSpec(recheck={"close_paraphrase_outputs": ["positive"], "max_reworded_words": 2})
+    summary = filter_dataset(out, tmp_path / "kept", spec)
+    # The four positives that reword more than two content words ("delayed ... until" -> "postponed ... to").
+    reworded = {"The committee delayed its vote until next week.", "The old bridge was closed for repairs in May.",
+                "Two dogs are running along the beach.",
+                "Our train arrived twenty minutes early today."}
+    assert summary.filtered == {"filtered_recheck": 4} and summary.kept == 6
+    assert not reworded & set(read_rows(tmp_path / "kept").column("anchor").to_pylist())
+    rejects = [r for r in read_rows(tmp_path / "kept", "rejects").to_pylist() if r["stage"] == "filter"]
+    assert {r["anchor"] for r in rejects} == reworded
+    failed = json.loads(rejects[0]["raw"])["recheck"]
+    assert failed["reason"] == "rewords_too_much" and failed["field"] == "positive" and "at most 2" in failed["message"]
+    manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert manifest["filter"]["recheck"] == spec.recheck and "judge_model" not in manifest["parent"]
+    # The parent's own settings stay under the recheck: the budget alone names no output, so nothing is dropped.
+    assert filter_dataset(out, tmp_path / "budget", FilterSpec(recheck={"max_reworded_words": 2})).kept == 10
+
+
+@pytest.mark.parametrize("values, message", [
+    (["close_paraphrase_outputs"], "write OPTION=VALUE"),
+    (["no_such_check=positive"], "write OPTION=VALUE"),
+    (["max_reworded_words=many"], "max_reworded_words"),
+])
+def test_recheck_refuses_a_malformed_option_with_the_fix_and_writes_nothing(tmp_path, seed_file, monkeypatch,
+                                                                           values, message):
+    out = build_dataset(tmp_path / "sts", seed_file, "sts", sts_reply, monkeypatch)
+    args = ["filter", str(out), "--out", str(tmp_path / "kept")]
+    for value in values:
+        args += ["--recheck", value]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output and "ValidationConfig" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "kept" / "data").exists()
+
+
+def test_recheck_cli_drops_what_the_option_names(tmp_path, seed_file, monkeypatch):
+    out = build_dataset(tmp_path / "sts", seed_file, "sts", sts_reply, monkeypatch)
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--recheck",
+                                      "close_paraphrase_outputs=positive,intermediate", "--recheck",
+                                      "max_reworded_words=2"])
+    assert result.exit_code == 0, result.output
+    assert "filtered_recheck" in result.output
+    manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert manifest["filter"]["recheck"] == {"close_paraphrase_outputs": ["positive", "intermediate"],
+                                             "max_reworded_words": "2"}

@@ -4,7 +4,7 @@ from pydantic import ValidationError
 from datagen.config import ValidationConfig
 from datagen.tasks.checks import (
     added_details, details, dropped_details, dropped_hedges, invents_birth, looks_like_fragment, only_deletes,
-    past_made_present, similarity,
+    past_made_present, reworded_words, says_less, similarity,
 )
 from datagen.tasks.nli import NLITriple
 from datagen.tasks.sts import STSTuple
@@ -206,6 +206,9 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("She planned to resign in 2004.", "She intended to resign in 2004.", set()),
     ("Tests in the United States began in 1950.", "Tests in the US began in 1950.", set()),  # a name, not a report
     ("He would later become mayor.", "He later became mayor.", set()),  # history, not a plan
+    ("The board recommended that the town rebuild the pier.", "The town rebuilt the pier.", {"recommended"}),
+    ("She decided to leave the band in 1999.", "She left the band in 1999.", {"decided"}),
+    ("She decided to leave the band in 1999.", "In 1999 she decided to quit the band.", set()),
     ("", "", set()),
 ])
 def test_dropped_hedges_are_hedges_the_output_states_plainly(anchor, output, dropped):
@@ -346,3 +349,54 @@ def test_a_fragment_is_rejected_unless_the_anchor_is_one():
     assert NLITriple.model_validate({**titled, "contradiction": "Directed by someone else entirely in Mumbai."},
                                     context=ValidationConfig())
     assert NLITriple.model_validate(row, context=ValidationConfig(reject_fragments=False))
+
+
+@pytest.mark.parametrize("anchor, output, missing, new", [
+    ("The museum reopened in 2011 after a long renovation.", "After a long renovation, the museum reopened in 2011.",
+     [], []),  # word order only
+    ("The ferry started service in 1920.", "The ferry began service in 1920.", ["started"], ["began"]),
+    ("She studied in Paris and Berlin.", "She studies in Paris and Berlin.", [], []),  # a stem is no rewording
+    ("He is best known for the 1994 novel.", "He is known for the 1994 novel.", ["best"], []),
+    ("Her works were played at festivals, e.g.", "Her works were played at festivals.", [], []),  # letters ignored
+])
+def test_reworded_words_are_the_content_words_one_side_lacks(anchor, output, missing, new):
+    assert reworded_words(anchor, output) == (missing, new)
+
+
+@pytest.mark.parametrize("anchor, output, less", [
+    ("He is best known for the 1994 novel.", "He is known for the 1994 novel.", True),
+    ("The radio operator sent a distress call.", "The operator sent a distress call.", True),
+    ("The house was built by two brothers and has a porch.", "The house was built by two brothers, with a porch.",
+     False),  # only function words differ
+    ("The ferry started service in 1920.", "The ferry began service in 1920.", False),  # a word replaced
+])
+def test_an_output_that_only_leaves_content_words_out_says_less(anchor, output, less):
+    assert says_less(anchor, output) is less
+
+
+def _sts_row(positive: str, intermediate: str = "The ferry ran across the bay.") -> dict[str, str]:
+    return {"anchor": "The old ferry ran across the bay every hour until the bridge opened in 1936.",
+            "positive": positive, "intermediate": intermediate,
+            "negative": "The ferry never crossed the bay, because a bridge stood there from the start."}
+
+
+def test_a_close_paraphrase_rewords_at_most_the_budget():
+    settings = ValidationConfig(close_paraphrase_outputs=("positive",), max_reworded_words=4)
+    close = _sts_row("Until the bridge opened in 1936, the old ferry crossed the bay every hour.")
+    assert STSTuple.model_validate(close, context=settings)  # "ran" -> "crossed": 2 of 4
+    loose = _sts_row("Each hour the aged boat sailed over the water until 1936, when the bridge was completed.")
+    assert reason_of(STSTuple, loose, settings) == ("rewords_too_much", "positive")
+    assert STSTuple.model_validate(loose, context=ValidationConfig(close_paraphrase_outputs=("positive",),
+                                                                   max_reworded_words=20))
+    shorter = _sts_row("The ferry ran across the bay until the bridge opened in 1936.")
+    assert reason_of(STSTuple, shorter, settings) == ("says_less", "positive")  # "old", "every hour" left out
+    assert STSTuple.model_validate(loose, context=ValidationConfig())  # off unless configured
+
+
+def test_an_intermediate_must_leave_a_content_word_out():
+    settings = ValidationConfig(fewer_details_outputs=("intermediate",))
+    positive = "Until the bridge opened in 1936, the old ferry made its crossing of the bay once every hour."
+    everything = _sts_row(positive, "Until 1936 the old ferry ran across the bay every hour, till the bridge opened.")
+    assert reason_of(STSTuple, everything, settings) == ("leaves_nothing_out", "intermediate")
+    assert STSTuple.model_validate(_sts_row(positive), context=settings)
+    assert STSTuple.model_validate(everything, context=ValidationConfig())  # off unless configured
