@@ -320,6 +320,16 @@ def test_an_nli_output_a_check_flags_is_rejected_only_where_configured(option, r
     assert NLITriple.model_validate(row, context=ValidationConfig())  # off unless configured
 
 
+@pytest.mark.parametrize("anchor, output, added", [
+    ("It was released on a small label in 2018.", "The album was released in 2018.", {"album"}),
+    ("It was released on her 1982 studio album.", "The album was released in 1982.", set()),  # the anchor's noun
+    ("He competed in the men's event in 1952.", "The man competed in 1952.", set()),  # only "It" is read
+    ("The album was released in 2018.", "The record was released in 2018.", set()),  # no opening "It"
+])
+def test_a_noun_given_to_the_anchors_opening_it_is_an_added_detail(anchor, output, added):
+    assert added_details(anchor, output) == added
+
+
 def test_a_positive_keeps_its_qualifiers():
     assert dropped_details("He has also directed some films.", "He has directed some films.") == {"also"}
     assert dropped_details("Then he became a scholar.", "He then became a scholar.") == set()
