@@ -15,6 +15,9 @@ from datagen.dataset.sentence_shape import SEED_SHAPE_REASONS, seed_shape_proble
     "Naval War College in 2001.",
     "Additional personnel",
     "<section begin=SF1 /><section end=SF1 />",
+    "Palmere may refer to:",
+    "Luss or LUSS may also refer to:",
+    "Lou\u010dn\u00e1 may refer to several places in the Czech Republic:",
 ])
 def test_titles_and_headings_are_refused(line):
     assert seed_shape_problem(line) == "seed_heading"
