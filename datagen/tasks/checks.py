@@ -327,11 +327,14 @@ def reworded_words(anchor: str, output: str) -> tuple[list[str], list[str]]:
 
 
 def _inflection_stem(word: str) -> str:
-    # "running" / "runs" -> "run": a shared start of four letters (``_same_stem``) misses short verbs.
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+    # "running" / "runs" -> "run", "games" / "game", "used" / "use": a shared start of four letters
+    # (``_same_stem``) misses short words.
+    for suffix, shortest in (("ing", 3), ("ed", 2), ("s", 2)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= shortest:
             word = word[: -len(suffix)]
             break
+    if len(word) >= 3 and word.endswith("e"):
+        word = word[:-1]
     return word[:-1] if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "ls" else word
 
 
