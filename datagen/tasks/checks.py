@@ -476,7 +476,7 @@ _HEDGE_CLASSES = (
     ("reportedly", "allegedly", "supposedly", "purportedly", "reported", "reports", "according", "said", "says",
      "stated", "claimed", "claims", "alleged", "announced", "announces", "described", "describes", "believed",
      "believes", "considered", "regarded", "suggested", "suggests", "argued", "argues", "told", "declared",
-     "estimated", "rumoured", "rumored"),
+     "estimated", "rumoured", "rumored", "think", "thinks"),
     ("plan", "plans", "planned", "planning", "intended", "intends", "intention", "proposed", "proposes",
      "proposal", "scheduled", "expected", "expects", "hoped", "hopes", "aimed", "aims", "sought", "seeks",
      "attempted", "attempts", "tried", "tries"),

@@ -208,6 +208,7 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("He would later become mayor.", "He later became mayor.", set()),  # history, not a plan
     ("The board recommended that the town rebuild the pier.", "The town rebuilt the pier.", {"recommended"}),
     ("She decided to leave the band in 1999.", "She left the band in 1999.", {"decided"}),
+    ("We think the market will grow by 5 percent.", "The market will grow by 5 percent.", {"think"}),
     ("She decided to leave the band in 1999.", "In 1999 she decided to quit the band.", set()),
     ("", "", set()),
 ])
