@@ -428,7 +428,8 @@ def dropped_details(anchor: str, output: str) -> set[str]:
     """Numbers, names, negations and quantifiers of ``anchor`` that ``output`` no longer mentions (a paraphrase
     keeps all)."""
     words = _words(output)
-    quantifiers = {word for word in _words(anchor) if word in _QUANTIFIERS}
+    # "some 20 people" is an approximation, which ``dropped_hedges`` compares: "about 20 people" keeps it.
+    quantifiers = {word for word in _words(_APPROXIMATE_NUMBER.sub(" ", anchor)) if word in _QUANTIFIERS}
     return {detail for detail in details(anchor) | quantifiers if not _mentions(words, detail)}
 
 

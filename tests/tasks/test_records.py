@@ -335,6 +335,7 @@ def test_a_positive_keeps_its_qualifiers():
     assert dropped_details("He has also directed some films.", "He has directed some films.") == {"also"}
     assert dropped_details("Some activists welcomed the law.", "Activists welcomed the law.") == {"some"}
     assert dropped_details("He appeared on many podcasts.", "He was a guest on many podcasts.") == set()
+    assert dropped_details("Some 20 people came.", "About 20 people came.") == set()  # an approximation
     assert added_details("The plan raised concerns.", "The plan caused some concern.") == set()  # only when dropped
     assert dropped_details("Then he became a scholar.", "He then became a scholar.") == set()
     assert added_details("He won the race.", "He only just won the race.") == {"only", "just"}
