@@ -20,7 +20,7 @@ from datagen.generation.parse import Parsed, parse_json_object, parse_sentence
 from datagen.dataset.seeds import Seed
 from datagen.dataset.sentence_shape import SEED_SHAPE_REASONS
 from datagen.tasks import all_tasks, get_task
-from datagen.tasks.checks import Record, looks_like_refusal, normalise
+from datagen.tasks.checks import Record, first_failure, looks_like_refusal, normalise
 
 
 # Every reason code a reject can carry, by stage. Tests hold every outcome to this set.
@@ -170,9 +170,8 @@ def _validate_sample(seed: Seed, samples: dict[str, Completion], config: Generat
     try:
         record = record_type.model_validate({"anchor": seed.text, **values}, context=config.validation)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        stage = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
-        return stage, error["type"], "stop"
+        stage, reason, _ = first_failure(exc)
+        return stage, reason, "stop"
     return record.outputs()
 
 

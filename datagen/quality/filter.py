@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import pyarrow.parquet as pq
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from datagen.errors import InputError, ResumeError
 from datagen.quality.judge import JUDGE, check_judge_current
 from datagen.quality.score import SCORES, open_scorable
 from datagen.tasks import get_task
+from datagen.tasks.checks import first_failure
 
 REASONS = ("filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge",
            "filtered_not_best")
@@ -129,7 +130,7 @@ def parse_recheck(values: list[str]) -> dict[str, Any]:
         if not sep or name not in ValidationConfig.model_fields:
             raise InputError(f"--recheck {value!r}: write OPTION=VALUE with a validation option, e.g. "
                              "close_paraphrase_outputs=positive (options: datagen/config.py ValidationConfig)")
-        is_list = "tuple" in str(ValidationConfig.model_fields[name].annotation)
+        is_list = get_origin(ValidationConfig.model_fields[name].annotation) is tuple
         options[name] = [item.strip() for item in text.split(",") if item.strip()] if is_list else text
     return options
 
@@ -158,9 +159,8 @@ def recheck_failure(task: str, row: dict, settings: ValidationConfig) -> dict | 
         record.model_validate({"anchor": row["anchor"], **{name: row[name] for name in record.output_fields()}},
                               context=settings)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field_name = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
-        return {"reason": error["type"], "field": field_name, "message": error["msg"]}
+        field_name, reason, message = first_failure(exc)
+        return {"reason": reason, "field": field_name, "message": message}
     return None
 
 

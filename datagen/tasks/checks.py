@@ -13,7 +13,7 @@ import unicodedata
 from difflib import SequenceMatcher
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from datagen.config import ValidationConfig
@@ -320,7 +320,8 @@ def reworded_words(anchor: str, output: str) -> tuple[list[str], list[str]]:
     """
     anchor_words = [word for word in dict.fromkeys(_content_sequence(anchor)) if len(word) > 1]
     output_words = [word for word in dict.fromkeys(_content_sequence(output)) if len(word) > 1]
-    anchor_stems, output_stems = {_inflection_stem(w) for w in anchor_words}, {_inflection_stem(w) for w in output_words}
+    anchor_stems = {_inflection_stem(word) for word in anchor_words}
+    output_stems = {_inflection_stem(word) for word in output_words}
     missing = [word for word in anchor_words if not _mentions(output_stems, _inflection_stem(word))]
     new = [word for word in output_words if not _mentions(anchor_stems, _inflection_stem(word))]
     return missing, new
@@ -541,13 +542,13 @@ _PERFECT = re.compile(r"\b(?:has|have)\s+(?:(?:also|already|not|never)\s+)?(?:be
                       r"(?:\w+ed|become|begun|built|chosen|given|grown|held|known|led|made|taken|won|written)\b",
                       re.IGNORECASE)
 # An "-ed" word straight after these is a participle or an adjective ("was elected", "the accelerated track").
-_BEFORE_PARTICIPLE = frozenset(
-    "a an the this that these those its his her their our my your be been being is are was were am has have had "
-    "get gets got getting newly recently well not never also".split())
-# Common words ending in "-ed" that are no past verb.
-_NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
 # Adverbs that stand before a simple past as often as before a participle ("also won", "never knew").
 _ADVERBS = frozenset("newly recently well not never also".split())
+_BEFORE_PARTICIPLE = frozenset(
+    "a an the this that these those its his her their our my your be been being is are was were am has have had "
+    "get gets got getting".split()) | _ADVERBS
+# Common words ending in "-ed" that are no past verb.
+_NOT_PAST = frozenset("hundred kindred sacred naked wicked beloved indeed embed".split())
 _SINCE = re.compile(r"\bsince\b", re.IGNORECASE)
 # "has been a member" does not say she is one now ("She has been a member of the national team" -> "She is a
 # member of the national team"): the two words after "been" stated again after "is".
@@ -651,6 +652,14 @@ def past_made_present(anchor: str, output: str) -> tuple[str, str] | None:
         if moved := output_words & _present_forms(anchor_past):
             return anchor_past, sorted(moved)[0]
     return None
+
+
+def first_failure(exc: ValidationError) -> tuple[str, str, str]:
+    """``(field, reason code, message)`` of the first check a record failed; a model-level check names its field in
+    the error context (``fail``)."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else (error.get("ctx") or {}).get("field", "row")
+    return field, error["type"], error["msg"]
 
 
 def settings_of(info: ValidationInfo) -> ValidationConfig:
