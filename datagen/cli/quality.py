@@ -61,6 +61,7 @@ def filter_command(
     min_check: Optional[list[str]] = typer.Option(None, help="CHECK=P: drop rows whose probability for one judge check (a name in the task's judge.jinja) is below P (repeatable), e.g. intermediate_not_entails_anchor=0.2."),
     best_per_seed: bool = typer.Option(False, help="Keep one row per seed: the sample the judge (then the scores) rates best."),
     recheck: Optional[list[str]] = typer.Option(None, help="OPTION=VALUE: apply a generation check again, over the run's own validation settings (repeatable), e.g. close_paraphrase_outputs=positive; rows that fail are dropped first."),
+    max_samples: Optional[int] = typer.Option(None, help="Use only each seed's first K samples, as a run with sampling.n K would have (measures whether more samples pay off, on one run)."),
     overwrite: bool = typer.Option(False, help="Replace a dataset already in --out."),
 ) -> None:
     """Write the rows of a scored and/or judged dataset that pass the thresholds as a new dataset."""
@@ -70,7 +71,8 @@ def filter_command(
                       min_judge=min_judge, min_judge_by_relation=parse_relation_bars(min_judge_for or []),
                       min_judge_by_check=parse_relation_bars(min_check or [], option="--min-check", what="CHECK",
                                                              example="intermediate_not_entails_anchor=0.2"),
-                      best_per_seed=best_per_seed, recheck=parse_recheck(recheck or []))
+                      best_per_seed=best_per_seed, recheck=parse_recheck(recheck or []),
+                      max_samples=max_samples)
     summary = filter_dataset(out, dest, spec, overwrite=overwrite)
     dropped = ", ".join(f"{k} {v}" for k, v in summary.filtered.items()) or "none"
     typer.echo(f"{summary.out}: kept {summary.kept} of {summary.parent_rows} rows (filtered: {dropped})")

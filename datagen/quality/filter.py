@@ -29,7 +29,7 @@ from datagen.quality.score import SCORES, open_scorable
 from datagen.tasks import get_task
 from datagen.tasks.checks import first_failure
 
-REASONS = ("filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge",
+REASONS = ("filtered_extra_sample", "filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge",
            "filtered_not_best")
 
 
@@ -78,6 +78,9 @@ class FilterSpec:
         recheck: generation checks to apply again, as ``ValidationConfig`` options over the parent's own
             (``{"close_paraphrase_outputs": ["positive"]}``): a check added after a run is tried on its rows
             without generating again. Rows that fail are dropped first, so ``best_per_seed`` picks among the rest.
+        max_samples: use only each seed's first K samples (``sample_index`` below K), as a run with
+            ``sampling.n: K`` would have drawn them: whether more candidates per seed pay off is measured on one
+            run instead of two. The rest are dropped before any other test.
     """
 
     require_tier_order: bool = False
@@ -88,6 +91,7 @@ class FilterSpec:
     min_judge_by_check: dict[str, float] = field(default_factory=dict)
     best_per_seed: bool = False
     recheck: dict[str, Any] = field(default_factory=dict)
+    max_samples: int | None = None
 
     @property
     def uses_scores(self) -> bool:
@@ -215,8 +219,8 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
         parent = open_scorable(out)
         check_filter_applies(parent.task, spec)
         recheck = recheck_settings(parent, spec.recheck) if spec.recheck else None
-        scores = (check_scores_current(out, parent) if spec.uses_scores or not (spec.uses_judge or recheck)
-                  else None)
+        scores = (check_scores_current(out, parent)
+                  if spec.uses_scores or not (spec.uses_judge or recheck or spec.max_samples) else None)
         judged = check_judge_current(out, parent) if spec.uses_judge else None
         if judged is not None:
             check_judge_has_checks(judged, spec)
@@ -237,14 +241,17 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
 
 
 def check_filter_applies(task: str, spec: FilterSpec) -> None:
-    """Refuse tier-order tests on a task with a single output (there is no order to hold), and thresholds for
-    relations the task does not have.
+    """Refuse tier-order tests on a task with a single output (there is no order to hold), thresholds for
+    relations the task does not have, and a sample cap under 1.
 
     Raises:
+        InputError: ``--max-samples`` below 1.
         InputError: ``--require-tier-order`` or ``--min-margin`` on such a task, or ``--min-judge-for`` naming
             no output of the task.
     """
     fields = get_task(task).fields
+    if spec.max_samples is not None and spec.max_samples < 1:
+        raise InputError(f"--max-samples {spec.max_samples}: use at least 1 sample per seed, or leave it out to use all")
     if unknown := sorted(set(spec.min_judge_by_relation) - set(fields)):
         raise InputError(f"--min-judge-for {unknown[0]}: task '{task}' has no relation of that name; "
                          f"use one of {', '.join(fields)}")
@@ -336,6 +343,9 @@ def _filter_shard(out: Path, shard: ShardEntry, task: str, spec: FilterSpec, fil
         rejects.append(as_reject(row, reason, evidence, task))
 
     for row, scores, judged in zip(rows, score_rows, judge_rows):
+        if spec.max_samples is not None and row.get("sample_index", 0) >= spec.max_samples:
+            drop(row, "filtered_extra_sample", scores, judged)
+            continue
         if recheck is not None and (failed_check := recheck_failure(task, row, recheck)):
             drop(row, "filtered_recheck", scores, judged, failed_check)
             continue

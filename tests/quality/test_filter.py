@@ -57,7 +57,7 @@ def test_filter_keeps_exactly_the_rows_that_pass_and_writes_a_valid_dataset(scor
                                   "encoder": parent["scores"]["encoder"]}
     assert manifest["filter"] == {"require_tier_order": True, "min_margin": None, "max_overlap": None, "min_judge": None,
                                   "min_judge_by_relation": {}, "min_judge_by_check": {}, "best_per_seed": False,
-                                  "recheck": {}}
+                                  "recheck": {}, "max_samples": None}
     assert manifest["fingerprint"] != parent["fingerprint"] and "scores" not in manifest
     assert manifest["counts"]["reject_reasons"] == {"filtered_tier_order": len(failing)}
     assert all(verify_file(tmp_path / "kept", s[kind]) for s in manifest["shards"] for kind in ("data", "rejects"))

@@ -285,6 +285,38 @@ def test_best_per_seed_keeps_the_sample_the_judge_likes_most(tmp_path, seed_file
     assert all(judged[r["id"]]["p_entailment_entailed"] == pytest.approx(0.95) for r in kept)
 
 
+def test_max_samples_picks_among_the_first_samples_as_a_smaller_run_would(tmp_path, seed_file):
+    out = make_nli(tmp_path / "nli", seed_file, n=2)
+
+    def p_yes(question):  # the second take of every seed is the better entailment
+        if question.startswith("Premise:") and "Something related" in question and "claim anything" not in question:
+            return 0.95 if "take 2." in question else 0.6
+        return nli_p_yes(question.replace("lighthouse", "lamp"))
+
+    judge(out, p_yes)
+    summary = filter_dataset(out, tmp_path / "first", FilterSpec(best_per_seed=True, max_samples=1))
+    kept = read_rows(tmp_path / "first").to_pylist()
+    # With one sample per seed the better second take is out of reach: each seed keeps its first.
+    assert summary.kept == 10 and summary.filtered == {"filtered_extra_sample": 10}
+    assert {r["sample_index"] for r in kept} == {0} and sorted(r["seed_index"] for r in kept) == list(range(10))
+    rejects = [r for r in read_rows(tmp_path / "first", "rejects").to_pylist() if r["stage"] == "filter"]
+    assert {r["sample_index"] for r in rejects} == {1} and {r["reason"] for r in rejects} == {"filtered_extra_sample"}
+    assert json.loads((tmp_path / "first" / "manifest.json").read_text())["filter"]["max_samples"] == 1
+    # A cap at the run's own n changes nothing.
+    assert filter_dataset(out, tmp_path / "all", FilterSpec(best_per_seed=True, max_samples=2)).filtered == {
+        "filtered_not_best": 10}
+
+
+@pytest.mark.parametrize("cap", ["0", "-2"])
+def test_max_samples_under_one_is_refused_with_the_fix_and_writes_nothing(tmp_path, seed_file, cap):
+    out = make_nli(tmp_path / "nli", seed_file, n=2)
+    judge(out)
+    result = CliRunner().invoke(app, ["filter", str(out), "--out", str(tmp_path / "kept"), "--min-judge", "0.5",
+                                      "--max-samples", cap])
+    assert result.exit_code == 2 and f"--max-samples {cap}: use at least 1 sample per seed" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "kept" / "data").exists()
+
+
 def test_filter_refuses_judge_results_of_other_data(tmp_path, seed_file):
     fresh = make_nli(tmp_path / "fresh", seed_file)
     with pytest.raises(InputError, match="has no `datagen judge` results; run `datagen judge"):
