@@ -177,8 +177,10 @@ class ValidationConfig(Frozen):
     close_paraphrase_outputs: tuple[str, ...] = ()
     max_reworded_words: int = Field(4, ge=0)
     # Outputs that must leave something out (the sts intermediate, "fewer details"): rejected as
-    # ``leaves_nothing_out`` when every content word of the anchor is still in them: such an output is a
-    # paraphrase, which the anchor's intermediate tier must not be.
+    # ``leaves_nothing_out`` when they leave out no more content words of the anchor than they bring in: such an
+    # output is a paraphrase ("will emerge" -> "will arise", nothing else dropped), which the intermediate tier
+    # must not be. Counting words brought in was added on round 25's labelled rows: of the labelled intermediates of
+    # rounds 14-25 that leave out no more than they bring in, readers marked 9 wrong and 2 right (bench/README.md).
     fewer_details_outputs: tuple[str, ...] = ()
     # Refuse seeds that are not sentences before any LLM call: titles and list headings (``seed_heading``), the
     # rest of a cut sentence (``seed_fragment``) and sentences whose numbers the extraction dropped

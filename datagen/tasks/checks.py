@@ -241,8 +241,10 @@ class Record(BaseModel):
             if says_less(self.anchor, outputs[name]):
                 raise fail(name, "says_less", f"{name} only leaves out {', '.join(missing)}, so it says less than the anchor")
         for name in settings.fewer_details_outputs:
-            if name in outputs and not reworded_words(self.anchor, outputs[name])[0]:
-                raise fail(name, "leaves_nothing_out", f"{name} keeps every content word of the anchor, so it has no fewer details")
+            missing, new = reworded_words(self.anchor, outputs[name]) if name in outputs else ([], [None])
+            if len(missing) <= len(new):
+                raise fail(name, "leaves_nothing_out", f"{name} leaves out no more content words of the anchor "
+                           f"({len(missing)}) than it brings in ({len(new)}), so it has no fewer details")
         for name in settings.no_unstated_birth_outputs:
             if name in outputs and invents_birth(self.anchor, outputs[name]):
                 raise fail(name, "invents_birth", f"{name} speaks of a birth the anchor never mentions, so both can be true")
@@ -487,6 +489,10 @@ _HEDGE_CLASSES = (
     # drop one of these were wrong for both readers in 3 of 3 (bench/README.md, sixteenth round).
     ("wished", "wishes", "wanted", "wants", "decided", "decides", "recommended", "recommends", "urged", "urges",
      "requested", "requests"),
+    # "Virtually eliminated" is not "eliminated". Of the labelled rows of rounds 11-25, the sts intermediates and
+    # nli entailments that drop one of these were wrong for both readers in 3 of 3 (found on round 25, so not yet
+    # measured held out).
+    ("virtually", "nearly", "almost", "practically"),
 )
 _HEDGE_TRIGGERS = {word: frozenset(words) for words in _HEDGE_CLASSES for word in words
                    if word not in ("can", "could", "likely")}
@@ -509,7 +515,9 @@ def dropped_hedges(anchor: str, output: str) -> set[str]:
     "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
     bare or approximated from another side ("at least nine"). A capitalised "May" does not count: it is mostly the month."""
     output_words = {match.group().lower() for match in _WORD.finditer(output)}
-    anchor_words = {match.group().lower() for match in _WORD.finditer(anchor) if match.group() != "May"}
+    # "nearly 40" is an approximate number, compared by its side below, not by its word.
+    anchor_words = {match.group().lower() for match in _WORD.finditer(_APPROXIMATE_NUMBER.sub(" ", anchor))
+                    if match.group() != "May"}
     dropped = {word for word in anchor_words
                if word in _HEDGE_TRIGGERS and not output_words & _HEDGE_TRIGGERS[word]}
     output_sides: dict[str, set[str]] = {}
