@@ -510,11 +510,16 @@ _APPROXIMATE_NUMBER = re.compile(
     + "|".join(sorted(_NUMBER_WORDS)) + r")\b", re.IGNORECASE)
 
 
+_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*")
+
+
 def dropped_hedges(anchor: str, output: str) -> set[str]:
     """The hedges of ``anchor`` that ``output`` drops while keeping the claim: a hedging word ("may", "usually",
     "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
     bare or approximated from another side ("at least nine"). A capitalised "May" does not count: it is mostly the month."""
-    output_words = {match.group().lower() for match in _WORD.finditer(output)}
+    # "8,000" is one number, not the words "8" and "000".
+    output_words = ({match.group().lower() for match in _WORD.finditer(output)}
+                    | {match.group() for match in _NUMBER_TOKEN.finditer(output)})
     # "nearly 40" is an approximate number, compared by its side below, not by its word.
     anchor_words = {match.group().lower() for match in _WORD.finditer(_APPROXIMATE_NUMBER.sub(" ", anchor))
                     if match.group() != "May"}

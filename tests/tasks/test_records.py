@@ -192,6 +192,8 @@ def test_a_shortened_anchor_is_no_contradiction_or_negative():
     ("Around 20 people came.", "At least 20 people came.", {"around 20"}),
     ("About 30 people gathered.", "Over 30 people gathered.", {"about 30"}),
     ("It has more than 30 species.", "It has at least 30 species.", set()),  # the same side
+    ("Around 8,000 people attended.", "At least 8,000 people attended.", {"around 8,000"}),  # one number
+    ("Around 8,000 people attended.", "About 8,000 people attended.", set()),
     ("Nearly 40 boats sank.", "Fewer than 40 boats sank.", set()),
     # another number's approximation does not cover this one
     ("At about 1 pm, about 100 citizens gathered.", "100 citizens gathered at around 1 pm.", {"about 100"}),
