@@ -29,8 +29,8 @@ from datagen.quality.score import SCORES, open_scorable
 from datagen.tasks import get_task
 from datagen.tasks.checks import first_failure
 
-REASONS = ("filtered_extra_sample", "filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap", "filtered_judge",
-           "filtered_not_best")
+REASONS = ("filtered_extra_sample", "filtered_recheck", "filtered_tier_order", "filtered_margin", "filtered_overlap",
+           "filtered_judge", "filtered_not_best")
 
 
 def parse_relation_bars(values: list[str], *, option: str = "--min-judge-for", what: str = "RELATION",
@@ -220,7 +220,7 @@ def filter_dataset(out: str | Path, dest: str | Path, spec: FilterSpec, *, overw
         check_filter_applies(parent.task, spec)
         recheck = recheck_settings(parent, spec.recheck) if spec.recheck else None
         scores = (check_scores_current(out, parent)
-                  if spec.uses_scores or not (spec.uses_judge or recheck or spec.max_samples) else None)
+                  if spec.uses_scores or not (spec.uses_judge or recheck or spec.max_samples is not None) else None)
         judged = check_judge_current(out, parent) if spec.uses_judge else None
         if judged is not None:
             check_judge_has_checks(judged, spec)
@@ -245,13 +245,13 @@ def check_filter_applies(task: str, spec: FilterSpec) -> None:
     relations the task does not have, and a sample cap under 1.
 
     Raises:
-        InputError: ``--max-samples`` below 1.
-        InputError: ``--require-tier-order`` or ``--min-margin`` on such a task, or ``--min-judge-for`` naming
-            no output of the task.
+        InputError: ``--require-tier-order`` or ``--min-margin`` on such a task, ``--min-judge-for`` naming
+            no output of the task, or ``--max-samples`` below 1.
     """
     fields = get_task(task).fields
     if spec.max_samples is not None and spec.max_samples < 1:
-        raise InputError(f"--max-samples {spec.max_samples}: use at least 1 sample per seed, or leave it out to use all")
+        raise InputError(f"--max-samples {spec.max_samples}: use at least 1 sample per seed, "
+                         "or leave it out to use all")
     if unknown := sorted(set(spec.min_judge_by_relation) - set(fields)):
         raise InputError(f"--min-judge-for {unknown[0]}: task '{task}' has no relation of that name; "
                          f"use one of {', '.join(fields)}")

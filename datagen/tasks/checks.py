@@ -240,8 +240,8 @@ class Record(BaseModel):
                            f"(at most {settings.max_reworded_words}): {', '.join(missing + new)}")
             if says_less(self.anchor, outputs[name]):
                 raise fail(name, "says_less", f"{name} only leaves out {', '.join(missing)}, so it says less than the anchor")
-        for name in settings.fewer_details_outputs:
-            missing, new = reworded_words(self.anchor, outputs[name]) if name in outputs else ([], [None])
+        for name in (name for name in settings.fewer_details_outputs if name in outputs):
+            missing, new = reworded_words(self.anchor, outputs[name])
             if len(missing) <= len(new):
                 raise fail(name, "leaves_nothing_out", f"{name} leaves out no more content words of the anchor "
                            f"({len(missing)}) than it brings in ({len(new)}), so it has no fewer details")
