@@ -432,7 +432,7 @@ def dropped_details(anchor: str, output: str) -> set[str]:
     keeps all)."""
     words = _words(output)
     # "some 20 people" is an approximation, which ``dropped_hedges`` compares: "about 20 people" keeps it.
-    quantifiers = {word for word in _words(_APPROXIMATE_NUMBER.sub(" ", anchor)) if word in _QUANTIFIERS}
+    quantifiers = {word for word in _words(_without_approximations(anchor)) if word in _QUANTIFIERS}
     return {detail for detail in details(anchor) | quantifiers if not _mentions(words, detail)}
 
 
@@ -513,6 +513,11 @@ _APPROXIMATE_NUMBER = re.compile(
 _NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*")
 
 
+def _without_approximations(text: str) -> str:
+    # "some 20", "nearly 40": their words belong to the number's side, which ``dropped_hedges`` compares.
+    return _APPROXIMATE_NUMBER.sub(" ", text)
+
+
 def dropped_hedges(anchor: str, output: str) -> set[str]:
     """The hedges of ``anchor`` that ``output`` drops while keeping the claim: a hedging word ("may", "usually",
     "reportedly") with no word of its class left, or an approximate number ("about nine") whose number is kept
@@ -521,7 +526,7 @@ def dropped_hedges(anchor: str, output: str) -> set[str]:
     output_words = ({match.group().lower() for match in _WORD.finditer(output)}
                     | {match.group() for match in _NUMBER_TOKEN.finditer(output)})
     # "nearly 40" is an approximate number, compared by its side below, not by its word.
-    anchor_words = {match.group().lower() for match in _WORD.finditer(_APPROXIMATE_NUMBER.sub(" ", anchor))
+    anchor_words = {match.group().lower() for match in _WORD.finditer(_without_approximations(anchor))
                     if match.group() != "May"}
     dropped = {word for word in anchor_words
                if word in _HEDGE_TRIGGERS and not output_words & _HEDGE_TRIGGERS[word]}
