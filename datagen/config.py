@@ -183,10 +183,10 @@ class ValidationConfig(Frozen):
     # rounds 14-25 that leave out no more than they bring in, readers marked 9 wrong and 2 right (bench/README.md).
     fewer_details_outputs: tuple[str, ...] = ()
     # Refuse seeds that are not sentences before any LLM call: titles and list headings (``seed_heading``), the
-    # rest of a cut sentence (``seed_fragment``) and sentences whose numbers the extraction dropped
-    # (``seed_value_gap``); datagen/dataset/sentence_shape.py. Readers cannot label a paraphrase of a title: in
-    # the tenth round's check, 23 of the 25 labelled sts anchors marked unsure on every relation were flagged,
-    # against 8 of 656 other anchors. Off by default so the paper's runs see every seed.
+    # rest of a cut sentence (``seed_fragment``) and sentences whose numbers or other spans the extraction
+    # dropped (``seed_value_gap``, ``seed_text_gap``); datagen/dataset/sentence_shape.py. Readers cannot label a
+    # paraphrase of a title: in the tenth round's check, 23 of the 25 labelled sts anchors marked unsure on every
+    # relation were flagged, against 8 of 656 other anchors. Off by default so the paper's runs see every seed.
     sentence_seeds: bool = False
 
 

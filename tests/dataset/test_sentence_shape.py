@@ -42,6 +42,17 @@ def test_sentences_whose_numbers_were_dropped_are_refused(line):
 
 
 @pytest.mark.parametrize("line", [
+    "At , Angola is the world's twenty-third largest country.",
+    ", the country has only two rail links to its neighbours.",
+    "Chevron produces and receives , 27% of the oil.",
+    "An aardvark's weight is typically between .",
+    "The film was directed by .",
+])
+def test_sentences_with_a_dropped_span_are_refused(line):
+    assert seed_shape_problem(line) == "seed_text_gap"
+
+
+@pytest.mark.parametrize("line", [
     "A little girl is feeding ducks by the pond.",
     "Professor Edson died in Madison, Wisconsin, in 1988.",
     "On October 23, 2014, the Supreme Court upheld the verdict",  # no full stop, but a sure verb
@@ -54,6 +65,10 @@ def test_sentences_whose_numbers_were_dropped_are_refused(line):
     "iPhone sales rose sharply in 2010.",
     "Irvine was in 1978 among the signers of the \"Declaration of Internationalization\".",  # "of In" is a name
     "San Javier Island () is an island in the fjords of southern Chile.",  # a dropped native name, still a sentence
+    "Albert Einstein (; ; 14 March 1879 – 18 April 1955) was a German-born theoretical physicist.",
+    "His epithet Abaeus (, Apollon Abaios), was known across Phocis.",
+    "Minsky wrote that we will maintain, with Turing . . . that any such procedure can be realized.",
+    "The list is: apples, pears and plums.",
     "Chris Cutler described the book as a \"cornucopia of invaluable information\".",
     "",
 ])
